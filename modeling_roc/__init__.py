@@ -1,0 +1,39 @@
+"""ROC (Retrieval over Classification) for multimodal relation extraction, as a transformers model.
+
+Importing the package registers the classes with the Auto* factories (for this process) and marks them for
+`save_pretrained` to write an `auto_map` + the code, so saved folders load anywhere with `trust_remote_code=True`.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoProcessor
+
+from .configuration_roc import EMBEDDED_ENCODERS, ENTITY_MARKERS, ROCConfig, resolve_encoder_path
+from .modeling_roc import ROCModel, ROCOutput, bank_contrastive_loss, in_batch_contrastive_loss
+from .pipeline_roc import TASK, ROCRelationExtractionPipeline
+from .processing_roc import DEFAULT_TYPE_WORDS, UNKNOWN_TYPE, ROCProcessor
+
+
+EMBEDDED_TEXT_ENCODER = "embedded:all-MiniLM-L6-v2"
+
+ROCConfig.register_for_auto_class()
+ROCModel.register_for_auto_class("AutoModel")
+ROCProcessor.register_for_auto_class()
+AutoConfig.register("roc", ROCConfig, exist_ok=True)
+AutoModel.register(ROCConfig, ROCModel, exist_ok=True)
+AutoProcessor.register(ROCConfig, ROCProcessor, exist_ok=True)
+
+__all__ = [
+    "DEFAULT_TYPE_WORDS",
+    "EMBEDDED_ENCODERS",
+    "EMBEDDED_TEXT_ENCODER",
+    "ENTITY_MARKERS",
+    "ROCConfig",
+    "ROCModel",
+    "ROCOutput",
+    "ROCProcessor",
+    "ROCRelationExtractionPipeline",
+    "TASK",
+    "UNKNOWN_TYPE",
+    "bank_contrastive_loss",
+    "in_batch_contrastive_loss",
+    "resolve_encoder_path",
+]

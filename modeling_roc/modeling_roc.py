@@ -1,0 +1,442 @@
+"""ROC: Retrieval over Classification for multimodal relation extraction.
+
+Paper: Hei et al., "Retrieval over Classification: Integrating Relation Semantics for Multimodal Relation
+Extraction", EMNLP 2025, https://arxiv.org/abs/2509.21151.
+
+An entity pair, marked in type-prompted text (and optionally fused with image patches), is embedded as
+H_E = σ(W[H_s; H_o] + b). Each relation is embedded from its natural-language description by a separate encoder
+(H_r, mean-pooled). Prediction retrieves the relation whose description is most similar: logits = cos(H_E, H_r) / τ,
+trained with InfoNCE. Because relations are text, `set_relation_bank` can add relations after training.
+
+This file is copied next to the weights by `save_pretrained` (remote code): it imports only `transformers`, `timm`,
+`torch`, the standard library, and its sibling `configuration_roc`.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .configuration_roc import ENTITY_MARKERS, ROCConfig, resolve_encoder_path
+
+
+logger = logging.get_logger(__name__)
+
+RELATION_TOKENIZER_DIR = "relation_tokenizer"
+
+
+@dataclass
+class ROCOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            InfoNCE (retrieval head) or cross-entropy (classification head).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_relations)`):
+            Scaled cosine similarity of each pair to each relation of the bank (retrieval), or class logits.
+        pair_embeds (`torch.FloatTensor` of shape `(batch_size, pair_embed_dim)`):
+            The entity-pair embeddings H_E.
+        relation_embeds (`torch.FloatTensor` of shape `(num_relations, pair_embed_dim)`, *optional*):
+            The relation embeddings H_r (retrieval head only).
+        logit_scale (`torch.FloatTensor` of shape `()`, *optional*):
+            1/τ as used for these logits (retrieval head only).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    pair_embeds: torch.FloatTensor | None = None
+    relation_embeds: torch.FloatTensor | None = None
+    logit_scale: torch.FloatTensor | None = None
+
+
+def bank_contrastive_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """InfoNCE of each pair against every relation of the bank.
+
+    The positive of pair i is the description of its gold relation; every other relation is a negative. Unlike
+    in-batch negatives this stays correct when several pairs of a batch share a relation (no false negatives).
+    """
+    return F.cross_entropy(logits, labels)
+
+
+def in_batch_contrastive_loss(
+    pair_embeds: torch.Tensor, relation_embeds: torch.Tensor, labels: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """The paper's InfoNCE: pair i against the gold-relation descriptions of the batch's pairs (in-batch negatives).
+
+    Warning: when two pairs of a batch share a relation, that relation's description is both the positive and a
+    negative of each of them (a false negative), which is why `loss_mode="bank"` is the default.
+    """
+    targets = relation_embeds[labels]  # (batch, dim): description embedding of each pair's gold relation
+    logits = logit_scale * F.normalize(pair_embeds, dim=-1) @ F.normalize(targets, dim=-1).t()  # (batch, batch)
+    return F.cross_entropy(logits, torch.arange(len(labels), device=logits.device))
+
+
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the unmasked positions; the denominator is clamped so empty rows give zeros, not NaNs."""
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
+    return (hidden_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def readable_label(label: str) -> str:
+    """`/per/org/member_of` -> `per org member of`: the label itself as text (ablation without descriptions)."""
+    return " ".join(label.replace("_", " ").replace("/", " ").split()) or label
+
+
+def _build_encoder(config) -> nn.Module:
+    """A randomly initialised BERT-family encoder; pooler dropped where the class allows it (it is never used)."""
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(config)
+
+
+class ROCFusionEncoder(nn.Module):
+    """N Transformer encoder layers over the concatenated [text tokens; image tokens]."""
+
+    def __init__(self, config: ROCConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                d_model=config.text_config.hidden_size,
+                nhead=config.num_fusion_heads,
+                dim_feedforward=config.fusion_intermediate_size,
+                dropout=config.fusion_dropout,
+                activation="gelu",
+                batch_first=True,
+            )
+            for _ in range(config.num_fusion_layers)
+        )
+
+    def forward(self, hidden_states: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        # padding_mask: (batch, seq) True where a position must be ignored
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, src_key_padding_mask=padding_mask)
+        return hidden_states
+
+
+class ROCPreTrainedModel(PreTrainedModel):
+    config_class = ROCConfig
+    base_model_prefix = "roc"
+    main_input_name = "input_ids"
+    input_modalities = ["image", "text"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, ROCModel) and module.logit_scale is not None:
+            init.constant_(module.logit_scale, math.log(1.0 / self.config.retrieval_temperature))
+        if hasattr(module, "init_non_persistent_buffers"):  # timm modules (e.g. Swin's relative position index)
+            module.init_non_persistent_buffers()
+
+
+class ROCModel(ROCPreTrainedModel):
+    """Entity-pair encoder + relation-description encoder, scored by scaled cosine similarity.
+
+    The relation bank (label -> description) lives in `config.relation_bank`; its embeddings are computed once and
+    cached while the model is in eval mode, and recomputed after `train()`, `load_state_dict` or `set_relation_bank`.
+    """
+
+    def __init__(self, config: ROCConfig):
+        super().__init__(config)
+        if not config.relation_bank:
+            raise ValueError("ROCConfig.relation_bank is empty: a ROC model needs at least one relation description.")
+        text_hidden = config.text_config.hidden_size
+
+        self.text_model = _build_encoder(config.text_config)
+        self.vision_model = None
+        self.vision_proj = None
+        if config.vision_model_name is not None:
+            self.vision_model = self._build_vision_model(config, pretrained=False)
+            self.vision_proj = nn.Linear(self.vision_model.num_features, text_hidden)
+        self.fusion = ROCFusionEncoder(config) if config.use_fusion else None
+
+        pooled_width = 2 * text_hidden if config.entity_pooling == "marker" else text_hidden
+        self.pair_proj = nn.Linear(pooled_width, config.pair_embed_dim)
+
+        self.relation_model = None
+        self.relation_proj = None
+        self.relation_embeddings = None
+        self.classifier = None
+        self.logit_scale = None
+        if config.head == "classification":
+            self.classifier = nn.Sequential(
+                nn.Dropout(config.classifier_dropout), nn.Linear(config.pair_embed_dim, config.num_labels)
+            )
+        else:
+            if config.relation_source == "learned":
+                self.relation_embeddings = nn.Embedding(config.num_labels, config.pair_embed_dim)
+            else:
+                self.relation_model = _build_encoder(config.relation_config)
+                if config.relation_config.hidden_size != config.pair_embed_dim:
+                    self.relation_proj = nn.Linear(config.relation_config.hidden_size, config.pair_embed_dim)
+            if config.learnable_temperature:
+                self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.retrieval_temperature)))
+
+        self.relation_tokenizer = None
+        self._relation_inputs = None  # tokenized bank, rebuilt only when the bank changes
+        self._relation_cache = None  # relation embeddings, valid only in eval mode
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------- construction
+    @staticmethod
+    def _build_vision_model(config: ROCConfig, pretrained: bool) -> nn.Module:
+        import timm
+
+        kwargs = {"img_size": config.vision_image_size} if config.vision_image_size else {}
+        return timm.create_model(config.vision_model_name, pretrained=pretrained, num_classes=0, **kwargs)
+
+    @classmethod
+    def from_encoders(
+        cls,
+        text_encoder: str,
+        relation_bank: dict[str, str],
+        relation_encoder: str | None = None,
+        vision_encoder: str | None = None,
+        vision_pretrained: bool = False,
+        **config_kwargs,
+    ) -> "ROCModel":
+        """Build a ROC model whose sub-encoders carry pretrained weights.
+
+        Args:
+            text_encoder: Hub id, local folder, or an embedded name such as `"embedded:all-MiniLM-L6-v2"`.
+            relation_bank: label -> description, in label-id order.
+            relation_encoder: same forms as `text_encoder`; defaults to `text_encoder`.
+            vision_encoder: a timm model name, or `None` for a text-only model.
+            vision_pretrained: download timm's pretrained weights (needs the network); random init otherwise.
+            config_kwargs: any other `ROCConfig` field (`num_fusion_layers`, `loss_mode`, ...).
+        """
+        text_path = resolve_encoder_path(text_encoder)
+        relation_path = resolve_encoder_path(relation_encoder or text_encoder)
+        tokenizer = AutoTokenizer.from_pretrained(text_path)
+        tokenizer.add_special_tokens({"additional_special_tokens": list(ENTITY_MARKERS)})
+        config = ROCConfig(
+            text_config=AutoConfig.from_pretrained(text_path).to_dict(),
+            relation_config=AutoConfig.from_pretrained(relation_path).to_dict(),
+            vision_model_name=vision_encoder,
+            relation_bank=relation_bank,
+            **config_kwargs,
+        )
+        model = cls(config)
+        text_weights = AutoModel.from_pretrained(text_path).state_dict()
+        model.text_model.load_state_dict(text_weights, strict=False)  # strict=False: the unused pooler
+        model.text_model.resize_token_embeddings(len(tokenizer))
+        model.config.text_config.vocab_size = len(tokenizer)
+        if model.relation_model is not None:
+            model.relation_model.load_state_dict(AutoModel.from_pretrained(relation_path).state_dict(), strict=False)
+            model.relation_tokenizer = AutoTokenizer.from_pretrained(relation_path)
+        if vision_encoder is not None and vision_pretrained:
+            pretrained_vision = cls._build_vision_model(config, pretrained=True)
+            model.vision_model.load_state_dict(pretrained_vision.state_dict())
+        return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus the relation tokenizer saved in `relation_tokenizer/`."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if model.relation_model is not None:
+            hub_kwargs = {
+                k: kwargs[k]
+                for k in ("cache_dir", "revision", "token", "local_files_only", "force_download")
+                if k in kwargs
+            }
+            subfolder = "/".join(p for p in (kwargs.get("subfolder", ""), RELATION_TOKENIZER_DIR) if p)
+            try:
+                model.relation_tokenizer = AutoTokenizer.from_pretrained(
+                    pretrained_model_name_or_path, subfolder=subfolder, **hub_kwargs
+                )
+            except OSError:
+                logger.warning(
+                    f"No relation tokenizer in {pretrained_model_name_or_path}/{subfolder}; call "
+                    "`model.set_relation_tokenizer(tokenizer)` before encoding relations."
+                )
+        return loaded
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the relation tokenizer, so the folder is self-contained."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.relation_tokenizer is not None and kwargs.get("is_main_process", True):
+            self.relation_tokenizer.save_pretrained(os.path.join(save_directory, RELATION_TOKENIZER_DIR))
+
+    # ------------------------------------------------------------------------------------------------ relation bank
+    @property
+    def relation_labels(self) -> list[str]:
+        return self.config.relation_labels
+
+    def set_relation_tokenizer(self, tokenizer) -> None:
+        self.relation_tokenizer = tokenizer
+        self._invalidate_relation_cache(retokenize=True)
+
+    def set_relation_bank(self, relation_bank: dict[str, str]) -> None:
+        """Swap or extend the relations the model retrieves from, with no retraining.
+
+        Only the retrieval head over descriptions (or label names) can do this: a classification head or learned
+        label embeddings have one fixed output per training label.
+        """
+        if not relation_bank:
+            raise ValueError("`relation_bank` must map at least one label to a description.")
+        if self.relation_model is None and list(relation_bank) != self.relation_labels:
+            raise ValueError(
+                f"This model (head={self.config.head!r}, relation_source={self.config.relation_source!r}) has a "
+                f"fixed label set {self.relation_labels}; only descriptions of those labels can change."
+            )
+        labels = list(relation_bank)
+        self.config.relation_bank = dict(relation_bank)
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: i for i, label in enumerate(labels)}
+        self._invalidate_relation_cache(retokenize=True)
+
+    def _invalidate_relation_cache(self, retokenize: bool = False) -> None:
+        self._relation_cache = None
+        if retokenize:
+            self._relation_inputs = None
+
+    def train(self, mode: bool = True):
+        self._invalidate_relation_cache()  # weights are about to change
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._invalidate_relation_cache()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _tokenized_relations(self, device: torch.device) -> dict[str, torch.Tensor]:
+        if self._relation_inputs is None:
+            if self.relation_tokenizer is None:
+                raise ValueError(
+                    "This ROC model has no relation tokenizer: build it with `ROCModel.from_encoders`, load it with "
+                    "`from_pretrained`, or call `model.set_relation_tokenizer(tokenizer)`."
+                )
+            bank = self.config.relation_bank
+            if self.config.relation_source == "label_name":
+                texts = [readable_label(label) for label in bank]
+            else:
+                texts = list(bank.values())
+            self._relation_inputs = self.relation_tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.config.relation_max_length,
+                return_tensors="pt",
+            )
+        return {k: v.to(device) for k, v in self._relation_inputs.items() if k in ("input_ids", "attention_mask")}
+
+    def get_relation_features(self) -> torch.Tensor:
+        """H_r for every relation of the bank, `(num_relations, pair_embed_dim)`; cached while in eval mode."""
+        if self._relation_cache is not None and not self.training:
+            return self._relation_cache
+        if self.relation_embeddings is not None:
+            embeds = self.relation_embeddings.weight
+        else:
+            inputs = self._tokenized_relations(self.device)
+            hidden = self.relation_model(**inputs).last_hidden_state  # (relations, seq, hidden)
+            embeds = masked_mean(hidden, inputs["attention_mask"])
+            if self.relation_proj is not None:
+                embeds = self.relation_proj(embeds)
+        if not self.training:
+            embeds = embeds.detach()
+            self._relation_cache = embeds
+        return embeds
+
+    # ------------------------------------------------------------------------------------------------- pair side
+    def get_pair_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        subject_index: torch.Tensor | None = None,
+        object_index: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """H_E = σ(W[H_s; H_o] + b), `(batch, pair_embed_dim)`."""
+        text_states = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state  # (batch, text_len, hidden)
+        text_len = text_states.shape[1]
+        hidden_states, padding_mask = text_states, attention_mask == 0
+        if pixel_values is not None and self.vision_model is not None:
+            image_states = self.vision_proj(self._image_tokens(pixel_values))  # (batch, patches, hidden)
+            if image_mask is None:
+                image_mask = torch.ones(len(pixel_values), dtype=torch.bool, device=pixel_values.device)
+            image_padding = ~image_mask.bool()[:, None].expand(-1, image_states.shape[1])
+            hidden_states = torch.cat([text_states, image_states], dim=1)
+            padding_mask = torch.cat([padding_mask, image_padding], dim=1)
+        if self.fusion is not None:
+            hidden_states = self.fusion(hidden_states, padding_mask)
+        text_states = hidden_states[:, :text_len]
+
+        if self.config.entity_pooling == "marker":
+            if subject_index is None or object_index is None:
+                raise ValueError("`subject_index` and `object_index` are required with entity_pooling='marker'.")
+            rows = torch.arange(len(text_states), device=text_states.device)
+            pooled = torch.cat([text_states[rows, subject_index], text_states[rows, object_index]], dim=-1)
+        else:
+            pooled = masked_mean(text_states, attention_mask)
+        return self._activation(self.pair_proj(pooled))
+
+    def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        features = self.vision_model.forward_features(pixel_values)
+        if features.dim() == 4:  # CNN feature map (batch, channels, h, w) -> (batch, h*w, channels)
+            features = features.flatten(2).transpose(1, 2)
+        return features
+
+    def _activation(self, x: torch.Tensor) -> torch.Tensor:
+        name = self.config.pair_activation
+        if name == "sigmoid":
+            return torch.sigmoid(x)
+        if name == "tanh":
+            return torch.tanh(x)
+        if name == "gelu":
+            return F.gelu(x)
+        return x
+
+    def get_logit_scale(self) -> torch.Tensor:
+        if self.logit_scale is None:
+            return torch.tensor(1.0 / self.config.retrieval_temperature, device=self.device)
+        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+
+    # --------------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        subject_index: torch.Tensor | None = None,
+        object_index: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ROCOutput | tuple:
+        pair_embeds = self.get_pair_features(
+            input_ids, attention_mask, subject_index, object_index, pixel_values, image_mask, token_type_ids
+        )
+        relation_embeds = logit_scale = None
+        if self.classifier is not None:
+            logits = self.classifier(pair_embeds)
+            loss = F.cross_entropy(logits, labels) if labels is not None else None
+        else:
+            relation_embeds = self.get_relation_features().to(pair_embeds.dtype)
+            logit_scale = self.get_logit_scale()
+            # (batch, relations): scaled cosine similarity of every pair to every relation
+            logits = logit_scale * F.normalize(pair_embeds, dim=-1) @ F.normalize(relation_embeds, dim=-1).t()
+            loss = None
+            if labels is not None:
+                if self.config.loss_mode == "bank":
+                    loss = bank_contrastive_loss(logits, labels)
+                else:
+                    loss = in_batch_contrastive_loss(pair_embeds, relation_embeds, labels, logit_scale)
+        output = ROCOutput(
+            loss=loss, logits=logits, pair_embeds=pair_embeds, relation_embeds=relation_embeds, logit_scale=logit_scale
+        )
+        if return_dict is False:
+            return output.to_tuple()
+        return output
+
+
+__all__ = ["ROCModel", "ROCOutput", "ROCPreTrainedModel", "bank_contrastive_loss", "in_batch_contrastive_loss"]

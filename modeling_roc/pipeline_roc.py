@@ -1,0 +1,89 @@
+"""`pipeline("multimodal-relation-extraction", model=..., trust_remote_code=True)` for ROC models.
+
+Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional}`.
+Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first, where `score` is
+the softmax over the relation bank of the scaled cosine similarities. This file is copied next to the weights.
+"""
+
+from typing import Any
+
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+
+TASK = "multimodal-relation-extraction"
+_REQUIRED_KEYS = ("tokens", "subject", "object")
+
+
+class ROCRelationExtractionPipeline(Pipeline):
+    """Scores an entity pair of a sentence (optionally with its image) against every relation of the model's bank."""
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            raise ValueError(f"The {TASK} pipeline needs a ROCProcessor (`processor=`), none was given or found.")
+        self.tokenizer = self.processor.tokenizer  # lets the base class pad batches (batch_size > 1)
+
+    def save_pretrained(self, save_directory, **kwargs) -> None:
+        """Model, code, tokenizers and the processor, so the folder loads with `pipeline(..., trust_remote_code=True)`.
+
+        (`Pipeline.save_pretrained` saves tokenizers and image processors but not a `processor`.)
+        """
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory)
+
+    def _sanitize_parameters(self, top_k: int | None = None, **kwargs):
+        postprocess_kwargs = {}
+        if top_k is not None:
+            if int(top_k) < 1:
+                raise ValueError(f"`top_k` must be >= 1, got {top_k}.")
+            postprocess_kwargs["top_k"] = int(top_k)
+        return {}, {}, postprocess_kwargs
+
+    def preprocess(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if not isinstance(inputs, dict) or any(key not in inputs for key in _REQUIRED_KEYS):
+            raise ValueError(
+                f"Each input must be a dict with keys {_REQUIRED_KEYS} (and optionally 'image'), got {inputs!r}."
+            )
+        image = inputs.get("image")
+        has_vision = getattr(self.model, "vision_model", None) is not None
+        encoded = self.processor(
+            inputs["tokens"], inputs["subject"], inputs["object"], images=image if has_vision else None
+        )
+        if has_vision and "pixel_values" not in encoded:
+            # keep every example's keys identical so that examples can be batched together
+            size = tuple(self.processor.image_config["input_size"])
+            encoded["pixel_values"] = torch.zeros((1, *size))
+            encoded["image_mask"] = torch.zeros(1, dtype=torch.bool)
+        encoded = dict(encoded)
+        if "pixel_values" in encoded:
+            # transformers' batch collate fails on `pixel_values` without a feature extractor (NameError on
+            # `f_padding_value`, transformers 5.23) but concatenates a key named `image`: carry the pixels under it.
+            encoded["image"] = encoded.pop("pixel_values")
+        return encoded
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if "image" in model_inputs:
+            model_inputs["pixel_values"] = model_inputs.pop("image")
+        return {"logits": self.model(**model_inputs).logits}
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 3) -> list[dict[str, Any]]:
+        probabilities = model_outputs["logits"][0].float().softmax(-1)
+        labels = self.model.config.relation_labels
+        scores, indices = probabilities.topk(min(top_k, len(labels)))
+        bank = self.model.config.relation_bank
+        return [
+            {"relation": labels[i], "score": score, "description": bank[labels[i]]}
+            for score, i in zip(scores.tolist(), indices.tolist())
+        ]
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ROCRelationExtractionPipeline, pt_model=AutoModel)
+
+__all__ = ["ROCRelationExtractionPipeline", "TASK"]

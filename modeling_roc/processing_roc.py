@@ -1,0 +1,288 @@
+"""ROC processor: entity-marked, type-prompted text (and optional images) -> model inputs.
+
+A sentence `Rafael Nadal gets engaged to Mery Perello` with subject words [0, 2) and object words [5, 7) becomes
+`<subj> Rafael Nadal [ person ] </subj> gets engaged to <obj> Mery Perello [ person ] </obj>`. The entity types come
+from an NER tool, never from the gold relation label. This file is copied next to the weights (remote code).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .configuration_roc import ENTITY_MARKERS, resolve_encoder_path
+
+
+# OntoNotes (stanza / spaCy English NER) and CoNLL coarse types as words a pretrained encoder already knows.
+DEFAULT_TYPE_WORDS = {
+    "PERSON": "person",
+    "PER": "person",
+    "NORP": "nationality or group",
+    "FAC": "facility",
+    "ORG": "organization",
+    "GPE": "country or city",
+    "LOC": "location",
+    "PRODUCT": "product",
+    "EVENT": "event",
+    "WORK_OF_ART": "work of art",
+    "LAW": "law",
+    "LANGUAGE": "language",
+    "DATE": "date",
+    "TIME": "time",
+    "PERCENT": "percent",
+    "MONEY": "money",
+    "QUANTITY": "quantity",
+    "ORDINAL": "ordinal",
+    "CARDINAL": "number",
+    "MISC": "miscellaneous",
+}
+# Type written for an entity the NER tool did not recognise (a tweet handle such as `@Titans`, say).
+UNKNOWN_TYPE = "UNKNOWN"
+UNKNOWN_TYPE_WORD = "entity"
+
+
+def _check_span(span: dict, role: str, num_words: int, example: int) -> tuple[int, int]:
+    try:
+        start, end = int(span["start"]), int(span["end"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"example {example}: {role} must be a dict with integer 'start' and 'end', got {span!r}"
+        ) from err
+    if not 0 <= start < end <= num_words:
+        raise ValueError(
+            f"example {example}: {role} span [{start}, {end}) is out of range for {num_words} words "
+            "(word offsets, end exclusive)."
+        )
+    return start, end
+
+
+def keep_positions(length: int, blocks: list[tuple[int, int]], markers: list[int], budget: int) -> list[int]:
+    """Token positions to keep so that at most `budget` remain and every entity marker survives.
+
+    Markers come first, then the entity blocks (closest to a marker first), then context by distance to the
+    blocks. When both entities fit in one window, the text between them counts as part of the block, so the kept
+    text stays contiguous; otherwise each entity keeps its own context and the middle is cut.
+    """
+    if length <= budget:
+        return list(range(length))
+    if len(markers) > budget:
+        raise ValueError(f"max_length leaves room for {budget} tokens, fewer than the {len(markers)} entity markers.")
+    union = (min(b[0] for b in blocks), max(b[1] for b in blocks))
+    if union[1] - union[0] <= budget:
+        blocks = [union]
+
+    def priority(pos: int) -> tuple[int, int]:
+        if pos in markers:
+            return (0, 0)
+        if any(start <= pos < end for start, end in blocks):
+            return (1, min(abs(pos - m) for m in markers))
+        return (2, min(min(abs(pos - start), abs(pos - (end - 1))) for start, end in blocks))
+
+    return sorted(sorted(range(length), key=lambda p: (priority(p), p))[:budget])
+
+
+class ROCProcessor(ProcessorMixin):
+    r"""
+    Builds ROC inputs: entity markers and NER type prompts in the text, tokenized with markers that survive
+    truncation; images (optional) transformed with the vision encoder's timm data config.
+
+    Args:
+        tokenizer (`PreTrainedTokenizerBase`):
+            The text encoder's tokenizer, with `ENTITY_MARKERS` added as special tokens.
+        image_config (`dict`, *optional*):
+            timm data config of the vision encoder (`input_size`, `mean`, `std`, `interpolation`, `crop_pct`, ...).
+            `None` for a text-only model.
+        max_length (`int`, *optional*, defaults to 128):
+            Token budget of the text, special tokens included.
+        use_entity_types (`bool`, *optional*, defaults to `True`):
+            Write `[ type ]` prompts inside the markers (off for the "w/o entity types" ablation).
+        type_words (`dict[str, str]`, *optional*):
+            NER type -> words written in the prompt. Unlisted types are written lower-cased with `_` as spaces.
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        image_config: dict | None = None,
+        max_length: int = 128,
+        use_entity_types: bool = True,
+        type_words: dict[str, str] | None = None,
+        **kwargs,
+    ):
+        self.image_config = image_config
+        self.max_length = max_length
+        self.use_entity_types = use_entity_types
+        self.type_words = dict(DEFAULT_TYPE_WORDS if type_words is None else type_words)
+        self._image_transform = None
+        super().__init__(tokenizer, **kwargs)
+        missing = [m for m in ENTITY_MARKERS if m not in self.tokenizer.get_vocab()]
+        if missing:
+            raise ValueError(
+                f"The tokenizer lacks the entity markers {missing}; add them with "
+                f"tokenizer.add_special_tokens({{'additional_special_tokens': {list(ENTITY_MARKERS)}}}) "
+                "(ROCProcessor.from_encoders does) and resize the text encoder's embeddings."
+            )
+
+    @classmethod
+    def from_encoders(
+        cls,
+        text_encoder: str,
+        vision_encoder: str | None = None,
+        vision_image_size: int | None = None,
+        **kwargs,
+    ) -> "ROCProcessor":
+        """Processor for a model built with `ROCModel.from_encoders` from the same encoders."""
+        tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(text_encoder))
+        tokenizer.add_special_tokens({"additional_special_tokens": list(ENTITY_MARKERS)})
+        image_config = None
+        if vision_encoder is not None:
+            import timm
+            from timm.data import resolve_model_data_config
+
+            size_kwargs = {"img_size": vision_image_size} if vision_image_size else {}
+            vision = timm.create_model(vision_encoder, pretrained=False, num_classes=0, **size_kwargs)
+            image_config = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in resolve_model_data_config(vision).items()
+            }
+            if vision_image_size:
+                image_config["input_size"] = [3, vision_image_size, vision_image_size]
+        return cls(tokenizer=tokenizer, image_config=image_config, **kwargs)
+
+    # ---------------------------------------------------------------------------------------------------- text
+    def type_prompt(self, entity_type: str | None) -> list[str]:
+        """`"PERSON"` -> `["[", "person", "]"]`."""
+        if not entity_type or entity_type == UNKNOWN_TYPE:
+            words = UNKNOWN_TYPE_WORD
+        else:
+            words = self.type_words.get(entity_type, entity_type.replace("_", " ").lower())
+        return ["[", *words.split(), "]"]
+
+    def mark_entities(self, tokens: Sequence[str], subject: dict, object: dict, example: int = 0) -> list[str]:
+        """The words of the marked, type-prompted text (markers and prompts as extra words)."""
+        subject_span = _check_span(subject, "subject", len(tokens), example)
+        object_span = _check_span(object, "object", len(tokens), example)
+        spans = [
+            (subject_span, subject.get("type"), ENTITY_MARKERS[:2]),
+            (object_span, object.get("type"), ENTITY_MARKERS[2:]),
+        ]
+        words: list[str] = []
+        for i in range(len(tokens) + 1):
+            # close the entities ending here (inner one first), then open those starting here (outer one first)
+            for (_, end), entity_type, (_, closer) in sorted(spans, key=lambda s: -s[0][0]):
+                if end == i:
+                    words += (self.type_prompt(entity_type) if self.use_entity_types else []) + [closer]
+            for (start, _), _, (opener, _) in sorted(spans, key=lambda s: -s[0][1]):
+                if start == i:
+                    words.append(opener)
+            if i < len(tokens):
+                words.append(tokens[i])
+        return words
+
+    def _encode_text(self, tokens, subject, object, example: int) -> tuple[list[int], int, int]:
+        words = self.mark_entities(tokens, subject, object, example)
+        encoding = self.tokenizer(words, is_split_into_words=True, add_special_tokens=True)
+        ids, word_ids = encoding["input_ids"], encoding.word_ids()
+        text = [i for i, w in enumerate(word_ids) if w is not None]  # positions of text tokens, specials excluded
+        prefix, suffix = ids[: text[0]], ids[text[-1] + 1 :]
+        text_ids, text_word_ids = [ids[i] for i in text], [word_ids[i] for i in text]
+        marker_word = {w: i for i, w in enumerate(words) if w in ENTITY_MARKERS}
+        position = {m: text_word_ids.index(marker_word[m]) for m in ENTITY_MARKERS}
+        subj_open, subj_close, obj_open, obj_close = (position[m] for m in ENTITY_MARKERS)
+        kept = keep_positions(
+            len(text_ids),
+            [(subj_open, subj_close + 1), (obj_open, obj_close + 1)],
+            list(position.values()),
+            budget=self.max_length - len(prefix) - len(suffix),
+        )
+        input_ids = prefix + [text_ids[p] for p in kept] + suffix
+        return input_ids, len(prefix) + kept.index(subj_open), len(prefix) + kept.index(obj_open)
+
+    # -------------------------------------------------------------------------------------------------- images
+    def _load_image(self, image: Any):
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return image.convert("RGB")
+        with Image.open(image) as opened:  # a path; errors name the file
+            return opened.convert("RGB")
+
+    def _pixel_values(self, images: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if all(image is None for image in images):
+            return None
+        if self.image_config is None:
+            raise ValueError("Images were given but this processor has no `image_config` (a text-only model).")
+        if self._image_transform is None:
+            from timm.data import create_transform
+
+            config = {k: tuple(v) if isinstance(v, list) else v for k, v in self.image_config.items()}
+            self._image_transform = create_transform(**config, is_training=False)
+        size = tuple(self.image_config["input_size"])
+        pixels = [
+            self._image_transform(self._load_image(image)) if image is not None else torch.zeros(size)
+            for image in images
+        ]
+        mask = torch.tensor([image is not None for image in images])
+        return torch.stack(pixels), mask
+
+    # ---------------------------------------------------------------------------------------------------- call
+    def __call__(
+        self,
+        tokens: Sequence[str] | Sequence[Sequence[str]],
+        subjects: dict | Sequence[dict],
+        objects: dict | Sequence[dict],
+        images: Any | Sequence[Any] | None = None,
+        labels: int | Sequence[int] | None = None,
+        return_tensors: str = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        """Encode one example or a batch.
+
+        Args:
+            tokens: the words of a sentence, or a list of such lists.
+            subjects / objects: `{"start": int, "end": int, "type": str | None}` per example (word offsets, end
+                exclusive; `type` from an NER tool).
+            images: per example a PIL image, a path or `None`.
+            labels: per example a relation id.
+
+        Returns:
+            `BatchFeature` with `input_ids`, `attention_mask`, `subject_index`, `object_index`, and when given
+            `pixel_values` + `image_mask` (False where an example has no image) and `labels`.
+        """
+        single = len(tokens) == 0 or isinstance(tokens[0], str)
+        if single:
+            tokens, subjects, objects = [tokens], [subjects], [objects]
+            images = None if images is None else [images]
+            labels = None if labels is None else [labels]
+        if not (len(tokens) == len(subjects) == len(objects)):
+            raise ValueError(f"Got {len(tokens)} token lists, {len(subjects)} subjects and {len(objects)} objects.")
+        for i, words in enumerate(tokens):
+            if len(words) == 0:
+                raise ValueError(f"example {i}: the token list is empty.")
+
+        encoded = [self._encode_text(*example, i) for i, example in enumerate(zip(tokens, subjects, objects))]
+        width = max(len(ids) for ids, _, _ in encoded)
+        pad_id = self.tokenizer.pad_token_id or 0
+        data = {
+            "input_ids": torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _, _ in encoded]),
+            "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _, _ in encoded]),
+            "subject_index": torch.tensor([s for _, s, _ in encoded]),
+            "object_index": torch.tensor([o for _, _, o in encoded]),
+        }
+        if images is not None:
+            if len(images) != len(tokens):
+                raise ValueError(f"Got {len(images)} images for {len(tokens)} examples (use None for no image).")
+            pixels = self._pixel_values(images)
+            if pixels is not None:
+                data["pixel_values"], data["image_mask"] = pixels
+        if labels is not None:
+            data["labels"] = torch.as_tensor(labels, dtype=torch.long)
+        return BatchFeature(data, tensor_type=None if return_tensors == "pt" else return_tensors)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "subject_index", "object_index", "pixel_values", "image_mask"]
+
+
+__all__ = ["DEFAULT_TYPE_WORDS", "ROCProcessor", "UNKNOWN_TYPE", "keep_positions"]

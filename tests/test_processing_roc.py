@@ -1,0 +1,140 @@
+import pytest
+import torch
+from conftest import span
+
+from modeling_roc import ENTITY_MARKERS, ROCProcessor
+
+
+def _tokens(processor, encoding, row=0):
+    ids = encoding["input_ids"][row][encoding["attention_mask"][row].bool()]
+    return processor.tokenizer.convert_ids_to_tokens(ids)
+
+
+def _assert_all_markers_once(tokens):
+    for marker in ENTITY_MARKERS:
+        assert tokens.count(marker) == 1, (marker, tokens)
+
+
+def test_marked_type_prompted_text(processor):
+    words = processor.mark_entities(
+        "Rafael Nadal gets engaged to Mery Perello".split(), span(0, 2, "PERSON"), span(5, 7, "PERSON")
+    )
+    assert " ".join(words) == (
+        "<subj> Rafael Nadal [ person ] </subj> gets engaged to <obj> Mery Perello [ person ] </obj>"
+    )
+
+
+def test_indices_point_at_the_opening_markers(processor):
+    encoding = processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), labels=2)
+    tokens = _tokens(processor, encoding)
+    assert tokens[0] == processor.tokenizer.cls_token and tokens[-1] == processor.tokenizer.sep_token
+    assert tokens[encoding["subject_index"][0]] == "<subj>"
+    assert tokens[encoding["object_index"][0]] == "<obj>"
+    assert encoding["labels"].tolist() == [2]
+    assert "organization" in tokens
+
+
+def test_type_prompts_switch_off_and_unknown_types_get_a_fallback(tokenizer):
+    without = ROCProcessor(tokenizer=tokenizer, use_entity_types=False)
+    words = without.mark_entities(["@Titans", "win", "in", "Tennessee"], span(0, 1, None), span(3, 4, "GPE"))
+    assert words == ["<subj>", "@Titans", "</subj>", "win", "in", "<obj>", "Tennessee", "</obj>"]
+    with_types = ROCProcessor(tokenizer=tokenizer)
+    words = with_types.mark_entities(["@Titans", "win", "in", "Tennessee"], span(0, 1, None), span(3, 4, "GPE"))
+    assert words[:5] == ["<subj>", "@Titans", "[", "entity", "]"]
+    assert with_types.type_prompt("WORK_OF_ART") == ["[", "work", "of", "art", "]"]
+    assert with_types.type_prompt("SOME_NEW_TYPE") == ["[", "some", "new", "type", "]"]
+
+
+def test_truncation_keeps_markers_for_an_entity_at_the_end_of_a_long_input(processor):
+    words = [f"word{i}" for i in range(300)]
+    words[0], words[299] = "Alice", "Paris"
+    encoding = processor(words, span(0, 1, "PERSON"), span(299, 300, "GPE"))
+    tokens = _tokens(processor, encoding)
+    assert len(tokens) == processor.max_length
+    _assert_all_markers_once(tokens)
+    assert tokens[-2] == "</obj>", "an entity ending at the last word keeps its closing marker"
+    assert tokens[encoding["subject_index"][0]] == "<subj>" and tokens[encoding["object_index"][0]] == "<obj>"
+    assert "alice" in tokens and "paris" in tokens
+
+
+def test_truncation_keeps_a_contiguous_window_when_both_entities_fit(processor):
+    words = [f"w{i}" for i in range(300)]
+    encoding = processor(words, span(250, 251, "PERSON"), span(260, 262, "ORG"))
+    tokens = _tokens(processor, encoding)
+    assert len(tokens) == processor.max_length
+    _assert_all_markers_once(tokens)
+    subj, obj = tokens.index("<subj>"), tokens.index("</obj>")
+    window = processor.tokenizer.convert_tokens_to_string(tokens[subj : obj + 1]).split()
+    assert "w255" in window  # the words between the entities survive
+
+
+def test_overlapping_spans_get_all_markers(processor):
+    words = "The University of Oxford Press".split()
+    encoding = processor(words, span(1, 4, "ORG"), span(3, 4, "GPE"))
+    tokens = _tokens(processor, encoding)
+    _assert_all_markers_once(tokens)
+    assert tokens.index("<subj>") < tokens.index("<obj>") < tokens.index("</obj>") < tokens.index("</subj>")
+
+
+@pytest.mark.parametrize(
+    "subject, message",
+    [
+        (span(3, 9, "PERSON"), r"subject span \[3, 9\) is out of range for 4 words"),
+        (span(2, 2, "PERSON"), r"subject span \[2, 2\)"),
+        (span(-1, 1, "PERSON"), r"subject span \[-1, 1\)"),
+        ({"begin": 0}, "subject must be a dict with integer 'start' and 'end'"),
+    ],
+)
+def test_bad_spans_raise_clear_errors(processor, subject, message):
+    with pytest.raises(ValueError, match=message):
+        processor("Bob works at Google".split(), subject, span(3, 4, "ORG"))
+
+
+def test_empty_tokens_and_mismatched_batches_raise(processor):
+    with pytest.raises(ValueError, match="example 1: the token list is empty"):
+        processor([["a", "b"], []], [span(0, 1, None)] * 2, [span(1, 2, None)] * 2)
+    with pytest.raises(ValueError, match="2 token lists, 1 subjects"):
+        processor([["a", "b"], ["c", "d"]], [span(0, 1, None)], [span(1, 2, None)] * 2)
+
+
+def test_images_are_optional_per_example(processor, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (20, 60), (10, 200, 30)).save(path)
+    encoding = processor(
+        [["a", "b"], ["c", "d"]], [span(0, 1, None)] * 2, [span(1, 2, None)] * 2, images=[str(path), None]
+    )
+    assert encoding["pixel_values"].shape == (2, 3, 32, 32)
+    assert encoding["image_mask"].tolist() == [True, False]
+    assert torch.count_nonzero(encoding["pixel_values"][1]) == 0
+    no_images = processor([["a", "b"]], [span(0, 1, None)], [span(1, 2, None)], images=[None])
+    assert "pixel_values" not in no_images
+
+
+def test_a_text_only_processor_refuses_images(tokenizer):
+    from PIL import Image
+
+    text_only = ROCProcessor(tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="no `image_config`"):
+        text_only(["a", "b"], span(0, 1, None), span(1, 2, None), images=Image.new("RGB", (4, 4)))
+
+
+def test_a_tokenizer_without_markers_is_refused():
+    from transformers import AutoTokenizer
+
+    from modeling_roc import EMBEDDED_TEXT_ENCODER, resolve_encoder_path
+
+    plain = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
+    with pytest.raises(ValueError, match="lacks the entity markers"):
+        ROCProcessor(tokenizer=plain)
+
+
+def test_save_and_reload_keeps_settings(processor, tmp_path):
+    processor.use_entity_types = False
+    processor.save_pretrained(tmp_path)
+    reloaded = ROCProcessor.from_pretrained(tmp_path)
+    assert reloaded.use_entity_types is False and reloaded.max_length == processor.max_length
+    assert reloaded.image_config == processor.image_config
+    example = (["Bob", "visits", "Rome"], span(0, 1, "PERSON"), span(2, 3, "GPE"))
+    assert torch.equal(reloaded(*example)["input_ids"], processor(*example)["input_ids"])
