@@ -1,0 +1,77 @@
+"""Relation-extraction accuracy and micro precision / recall / F1 excluding the `None` relation.
+
+The field's convention (HVPNeT's `metrics.py`, MEGA, ROC): over all examples, a *correct* prediction is a non-`None`
+prediction equal to a non-`None` gold label; precision = correct / non-`None` predictions, recall = correct /
+non-`None` gold labels. So predicting a real relation for a gold `None` is a false positive and predicting `None` (or
+another relation) for a gold relation is a false negative. Accuracy counts every example, `None` included.
+
+Load it offline with `evaluate.load("metrics/re_f1")` (a path, not a Hub name); `relation_extraction_scores` is the
+same computation as a plain function.
+"""
+
+import datasets
+import evaluate
+
+
+_CITATION = """\
+@inproceedings{hei2025roc,
+  title={Retrieval over Classification: Integrating Relation Semantics for Multimodal Relation Extraction},
+  author={Hei, Lei and others},
+  booktitle={EMNLP},
+  year={2025}
+}
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list[int]`): predicted relation ids.
+    references (`list[int]`): gold relation ids.
+    negative_label (`int`, defaults to 0): the id of the `None` (no relation) label.
+Returns:
+    accuracy, precision, recall, f1 (fractions in [0, 1]), num_examples, and the counts `correct`, `predicted`
+    (non-`None` predictions), `gold` (non-`None` gold labels).
+Example:
+    >>> metric = evaluate.load("metrics/re_f1")
+    >>> metric.compute(predictions=[1, 0, 2], references=[1, 2, 0], negative_label=0)["f1"]
+    0.5
+"""
+
+
+def relation_extraction_scores(predictions, references, negative_label: int = 0) -> dict[str, float]:
+    """Accuracy and micro P/R/F1 over every label but `negative_label` (see the module docstring)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    pairs = list(zip((int(p) for p in predictions), (int(r) for r in references)))
+    correct = sum(p == r != negative_label for p, r in pairs)
+    predicted = sum(p != negative_label for p, _ in pairs)
+    gold = sum(r != negative_label for _, r in pairs)
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = sum(p == r for p, r in pairs) / len(pairs) if pairs else 0.0
+    return {
+        "accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "num_examples": len(pairs),
+        "correct": correct,
+        "predicted": predicted,
+        "gold": gold,
+    }
+
+
+@evaluate.utils.file_utils.add_start_docstrings(__doc__, _KWARGS_DESCRIPTION)
+class ReF1(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
+        )
+
+    def _compute(self, predictions, references, negative_label: int = 0) -> dict[str, float]:
+        return relation_extraction_scores(predictions, references, negative_label)

@@ -1,0 +1,545 @@
+"""Train and evaluate ROC on a relation-extraction dataset built by `datasets_scripts` (MNRE).
+
+Runs the same as `python train.py ...`, `accelerate launch train.py ...` (any Accelerate config: multi-GPU DDP, FSDP,
+DeepSpeed) and, for a 2-process CPU run, `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2
+train.py ...` (plain `--cpu --num_processes 2` starts only one process in accelerate 1.15).
+
+    python train.py --config configs/mnre_minilm_offline.yaml                 # the offline default
+    python train.py --config configs/mnre_minilm_offline.yaml --num_train_epochs 1 --max_train_samples 512
+    python train.py --do_eval --model_name_or_path runs/mnre-minilm --dataset_name_or_path data/mnre --eval_split test
+
+A run folder ends up holding the best epoch's model (selected on validation micro-F1; `save_pretrained` with remote
+code and the relation bank), `eval_results.json`, `all_results.json` (learning curve), `training_args.json`, and per
+evaluated split `predictions_<split>.jsonl`, `per_relation_<split>.md` and `confusion_matrix_<split>.png`.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import evaluate
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration, set_seed
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
+from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor, ROCRelationExtractionPipeline
+from modeling_roc.data_collator import ROCDataCollator, with_row_index
+from modeling_roc.reporting import (
+    confusion_matrix,
+    format_report,
+    per_relation_report,
+    plot_confusion_matrix,
+    write_predictions,
+)
+
+
+logger = get_logger(__name__)
+METRIC_PATH = str(Path(__file__).resolve().parent / "metrics" / "re_f1")
+NONE_LABELS = ("None", "none", "NA", "no_relation")
+# Parameters of these sub-modules are pretrained encoders; everything else (fusion, pair head, projections, τ, label
+# embeddings, classifier) starts from scratch and gets `--head_learning_rate`.
+ENCODER_PREFIXES = ("text_model.", "relation_model.", "vision_model.")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train / evaluate ROC (Retrieval over Classification) for multimodal relation extraction.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML or JSON file whose keys are flag names; flags on the command line win.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name_or_path", help="Dataset folder or Hub id built by datasets_scripts.build.")
+    data.add_argument("--dataset_config_name", help="Config of the dataset (None: its default).")
+    data.add_argument("--train_split", default="train")
+    data.add_argument("--validation_split", default="validation", help="Split used to select the best epoch.")
+    data.add_argument(
+        "--test_split", default="test", help="Evaluated with the best model whenever the dataset has it."
+    )
+    data.add_argument("--relation_bank", default="mnre", help="Built-in bank name or JSON file {label: description}.")
+    data.add_argument("--max_train_samples", type=int, help="Keep the first N training examples (quick runs).")
+    data.add_argument("--max_eval_samples", type=int, help="Keep the first N examples of each evaluated split.")
+    data.add_argument("--use_images", action="store_true", help="Feed images (needs --vision_encoder).")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model_name_or_path", help="A trained ROC folder / Hub id to evaluate or fine-tune further.")
+    model.add_argument("--text_encoder", default=EMBEDDED_TEXT_ENCODER, help="Hub id, folder or embedded name.")
+    model.add_argument("--relation_encoder", help="Encoder of relation descriptions (default: --text_encoder).")
+    model.add_argument("--vision_encoder", help="timm model name (e.g. vit_base_patch32_384); none: text only.")
+    model.add_argument("--vision_pretrained", action="store_true", help="Download timm's pretrained weights.")
+    model.add_argument("--vision_image_size", type=int, help="Override the timm model's input size.")
+    model.add_argument("--num_fusion_layers", type=int, default=3, help="Transformer layers over [text; image].")
+    model.add_argument("--pair_activation", default="sigmoid", choices=["sigmoid", "tanh", "gelu", "identity"])
+    model.add_argument("--pair_embed_dim", type=int, help="Width of H_E (default: relation encoder width).")
+    model.add_argument("--temperature", type=float, default=0.05, help="τ (initial value when learnable).")
+    model.add_argument("--fixed_temperature", action="store_true", help="Keep τ fixed instead of learning it.")
+    model.add_argument("--loss_mode", default="bank", choices=["bank", "in_batch"], help="InfoNCE negatives.")
+    model.add_argument("--head", default="retrieval", choices=["retrieval", "classification"])
+    model.add_argument("--relation_source", default="description", choices=["description", "label_name", "learned"])
+    model.add_argument("--entity_pooling", default="marker", choices=["marker", "mean"])
+    model.add_argument("--no_fusion", action="store_true", help="Ablation: no fusion encoder (text only).")
+    model.add_argument("--no_entity_types", action="store_true", help="Ablation: no NER type prompts in the text.")
+    model.add_argument("--max_length", type=int, default=128, help="Token budget of the marked text.")
+    model.add_argument("--relation_max_length", type=int, default=64, help="Token budget of a relation description.")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", help="Run folder (model, results, checkpoints/).")
+    train.add_argument("--do_train", action="store_true", help="Train (the default unless only --do_eval is given).")
+    train.add_argument("--do_eval", action="store_true", help="Alone: evaluate --model_name_or_path on --eval_split.")
+    train.add_argument("--eval_split", default="validation", help="Split of the evaluation-only mode.")
+    train.add_argument("--num_train_epochs", type=int, default=3)
+    train.add_argument("--per_device_train_batch_size", type=int, default=32)
+    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
+    train.add_argument("--learning_rate", type=float, default=5e-5, help="Learning rate of the pretrained encoders.")
+    train.add_argument("--head_learning_rate", type=float, default=1e-3, help="Learning rate of the new layers.")
+    train.add_argument("--weight_decay", type=float, default=0.01)
+    train.add_argument("--warmup_ratio", type=float, default=0.1, help="Fraction of steps of linear warmup.")
+    train.add_argument("--max_grad_norm", type=float, default=1.0)
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="Default: Accelerate's config.")
+    train.add_argument("--none_weight", type=float, default=1.0, help="Loss weight of examples whose gold is None.")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--checkpointing_steps", help="Save state every N optimizer steps, or 'epoch'.", default="epoch"
+    )
+    train.add_argument("--checkpoints_total_limit", type=int, default=2, help="Checkpoints kept in checkpoints/.")
+    train.add_argument("--resume_from_checkpoint", help="A checkpoint folder, or 'latest' in --output_dir.")
+    train.add_argument("--logging_steps", type=int, default=50, help="Log loss / lr / τ every N optimizer steps.")
+    train.add_argument("--report_to", default="none", help="Accelerate trackers: tensorboard, wandb, all, none...")
+    train.add_argument("--dataloader_num_workers", type=int, default=0)
+
+    pre, _ = parser.parse_known_args(argv)
+    if pre.config:
+        parser.set_defaults(**_read_config_file(pre.config, parser))
+    args = parser.parse_args(argv)
+    _validate(args, parser)
+    return args
+
+
+def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    else:
+        values = json.loads(text)
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        parser.error(f"{path}: unknown keys {unknown} (every key must be a flag name of train.py)")
+    return values
+
+
+def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    args.do_train = args.do_train or not args.do_eval
+    if not args.dataset_name_or_path:
+        parser.error("--dataset_name_or_path is required (a folder or Hub id built by datasets_scripts.build)")
+    if not args.do_train and not args.model_name_or_path:
+        parser.error("evaluation-only mode (--do_eval without --do_train) needs --model_name_or_path")
+    if not args.output_dir:
+        if args.do_train:
+            parser.error("--output_dir is required for training")
+        args.output_dir = str(Path(args.model_name_or_path) / f"eval_{args.eval_split}")
+    if args.use_images and not (args.vision_encoder or args.model_name_or_path):
+        parser.error("--use_images needs --vision_encoder (a timm model name)")
+    if args.checkpointing_steps != "epoch" and not str(args.checkpointing_steps).isdigit():
+        parser.error(f"--checkpointing_steps must be a number or 'epoch', got {args.checkpointing_steps!r}")
+    if args.none_weight != 1.0 and args.loss_mode == "in_batch":
+        parser.error("--none_weight applies to the bank / classification losses, not loss_mode=in_batch")
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+def load_splits(args: argparse.Namespace) -> tuple[datasets.DatasetDict, list[str]]:
+    """The dataset's splits (capped by --max_*_samples) and its relation label names."""
+    splits = datasets.load_dataset(args.dataset_name_or_path, args.dataset_config_name)
+    label_feature = next(iter(splits.values())).features["relation"]
+    if not isinstance(label_feature, datasets.ClassLabel):
+        raise ValueError(f"{args.dataset_name_or_path}: the 'relation' column must be a ClassLabel.")
+    label_names = list(label_feature.names)
+    capped = {}
+    for name, split in splits.items():
+        limit = args.max_train_samples if name == args.train_split else args.max_eval_samples
+        if limit is not None:
+            split = split.select(range(min(limit, len(split))))
+        if not args.use_images and "image" in split.column_names:
+            split = split.remove_columns("image")  # never decode images a text-only model does not read
+        capped[name] = with_row_index(split)
+    return datasets.DatasetDict(capped), label_names
+
+
+def negative_label_id(label_names: list[str]) -> int:
+    for name in NONE_LABELS:
+        if name in label_names:
+            return label_names.index(name)
+    raise ValueError(f"No 'no relation' label among {label_names} (looked for {NONE_LABELS}).")
+
+
+# ---------------------------------------------------------------------------------------------------------- model
+def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) -> tuple[ROCModel, ROCProcessor]:
+    if args.model_name_or_path:
+        model = ROCModel.from_pretrained(args.model_name_or_path)
+        processor = ROCProcessor.from_pretrained(args.model_name_or_path)
+        if model.config.relation_labels != label_names:
+            raise ValueError(
+                f"{args.model_name_or_path} predicts {model.config.relation_labels}, but the dataset's labels are "
+                f"{label_names}; evaluate it on a dataset with the same label set (or call set_relation_bank)."
+            )
+        return model, processor
+    bank = ordered_bank(label_names, load_relation_bank(args.relation_bank), args.relation_bank)
+    model = ROCModel.from_encoders(
+        args.text_encoder,
+        relation_bank=bank,
+        relation_encoder=args.relation_encoder,
+        vision_encoder=args.vision_encoder,
+        vision_pretrained=args.vision_pretrained,
+        vision_image_size=args.vision_image_size,
+        num_fusion_layers=args.num_fusion_layers,
+        pair_activation=args.pair_activation,
+        pair_embed_dim=args.pair_embed_dim,
+        retrieval_temperature=args.temperature,
+        learnable_temperature=not args.fixed_temperature,
+        loss_mode=args.loss_mode,
+        head=args.head,
+        relation_source=args.relation_source,
+        entity_pooling=args.entity_pooling,
+        use_fusion=not args.no_fusion,
+        use_entity_types=not args.no_entity_types,
+        relation_max_length=args.relation_max_length,
+    )
+    processor = ROCProcessor.from_encoders(
+        args.text_encoder,
+        vision_encoder=args.vision_encoder,
+        vision_image_size=args.vision_image_size,
+        max_length=args.max_length,
+        use_entity_types=not args.no_entity_types,
+    )
+    return model, processor
+
+
+def build_optimizer(model: ROCModel, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW with two learning rates (pretrained encoders vs new layers); no decay on biases, norms and τ."""
+    groups = {(enc, decay): [] for enc in (True, False) for decay in (True, False)}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1 and "norm" not in name.lower()
+        groups[(name.startswith(ENCODER_PREFIXES), decay)].append(param)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "lr": args.learning_rate if encoder else args.head_learning_rate,
+                "weight_decay": args.weight_decay if decay else 0.0,
+            }
+            for (encoder, decay), params in groups.items()
+            if params
+        ]
+    )
+
+
+class TrainingState:
+    """What a resumed run needs beyond model/optimizer/scheduler/RNG: where it stopped and what it has seen."""
+
+    def __init__(self):
+        self.epoch = 0  # epoch in progress
+        self.batches_done = 0  # batches of that epoch already trained on
+        self.epoch_loss_sum = 0.0  # this process's summed loss over those batches
+        self.global_step = 0  # optimizer steps
+        self.best_f1 = -1.0
+        self.best_epoch = -1
+        self.history: list[dict] = []
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+def compute_loss(outputs, labels: torch.Tensor, args: argparse.Namespace, negative_id: int) -> torch.Tensor:
+    if args.none_weight == 1.0:
+        return outputs.loss
+    weights = torch.ones(outputs.logits.shape[1], device=outputs.logits.device)
+    weights[negative_id] = args.none_weight
+    return F.cross_entropy(outputs.logits.float(), labels, weight=weights)
+
+
+# ----------------------------------------------------------------------------------------------------- evaluation
+def evaluate_split(model, dataloader, accelerator: Accelerator, negative_id: int, desc: str) -> dict:
+    """Predictions of every example exactly once (gather_for_metrics drops the padding duplicates) and metrics."""
+    metric = evaluate.load(METRIC_PATH)
+    model.eval()
+    indices, predictions, references, scores = [], [], [], []
+    for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        index = batch.pop("example_index")
+        labels = batch.pop("labels")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        score, prediction = logits.float().softmax(-1).max(-1)
+        index, prediction, labels, score = accelerator.gather_for_metrics((index, prediction, labels, score))
+        indices += index.tolist()
+        predictions += prediction.tolist()
+        references += labels.tolist()
+        scores += score.tolist()
+    metrics = metric.compute(predictions=predictions, references=references, negative_label=negative_id)
+    return {
+        "metrics": metrics,
+        "indices": indices,
+        "predictions": predictions,
+        "references": references,
+        "scores": scores,
+    }
+
+
+def percent_metrics(metrics: dict) -> dict:
+    """Metrics in the papers' units: accuracy / P / R / F1 in percent, plus num_examples."""
+    keys = ("accuracy", "precision", "recall", "f1")
+    return {**{k: round(100 * metrics[k], 2) for k in keys}, "num_examples": metrics["num_examples"]}
+
+
+def write_split_report(result: dict, split, split_name: str, label_names: list[str], output_dir: Path) -> str:
+    ids = [split[i]["id"] if "id" in split.column_names else str(i) for i in result["indices"]]
+    write_predictions(
+        output_dir / f"predictions_{split_name}.jsonl",
+        ids,
+        result["predictions"],
+        result["references"],
+        result["scores"],
+        label_names,
+    )
+    rows = per_relation_report(result["predictions"], result["references"], label_names)
+    table = format_report(rows, f"Per-relation scores on {split_name} (%)")
+    (output_dir / f"per_relation_{split_name}.md").write_text(table, encoding="utf-8")
+    (output_dir / f"per_relation_{split_name}.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    matrix = confusion_matrix(result["predictions"], result["references"], len(label_names))
+    plot_confusion_matrix(matrix, label_names, output_dir / f"confusion_matrix_{split_name}.png", split_name)
+    return table
+
+
+# ------------------------------------------------------------------------------------------------------- training
+def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, state, negative_id, progress):
+    model.train()
+    checkpoint_every = None if args.checkpointing_steps == "epoch" else int(args.checkpointing_steps)
+    loader = dataloader
+    if state.batches_done:
+        loader = accelerator.skip_first_batches(dataloader, state.batches_done)
+    for batch in loader:
+        batch.pop("example_index", None)
+        with accelerator.accumulate(model):
+            outputs = model(**batch)
+            loss = compute_loss(outputs, batch["labels"], args, negative_id)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        state.epoch_loss_sum += loss.item()
+        state.batches_done += 1
+        if not accelerator.sync_gradients:
+            continue
+        state.global_step += 1
+        progress.update(1)
+        if state.global_step % args.logging_steps == 0:
+            logs = {
+                "train/loss": loss.item(),
+                "train/lr_encoders": scheduler.get_last_lr()[0],
+                "train/temperature": 1.0 / accelerator.unwrap_model(model).get_logit_scale().item(),
+            }
+            progress.set_postfix(loss=f"{logs['train/loss']:.4f}", tau=f"{logs['train/temperature']:.4f}")
+            accelerator.log(logs, step=state.global_step)
+        # the last batch's checkpoint is the epoch-end one, written after validation and the best-model save
+        ends_epoch = state.batches_done == len(dataloader)
+        if checkpoint_every and state.global_step % checkpoint_every == 0 and not ends_epoch:
+            save_checkpoint(accelerator, state)
+    local_mean = torch.tensor(state.epoch_loss_sum / max(state.batches_done, 1), device=accelerator.device)
+    return accelerator.reduce(local_mean, reduction="mean").item()
+
+
+def save_model(model, processor, accelerator: Accelerator, output_dir: Path) -> None:
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        pipe = ROCRelationExtractionPipeline(model=unwrapped, processor=processor, device=-1)
+        pipe.save_pretrained(output_dir, safe_serialization=True)
+    accelerator.wait_for_everyone()
+
+
+COMPLETE_MARKER = "training_state.json"
+
+
+def save_checkpoint(accelerator: Accelerator, state: TrainingState) -> None:
+    """`save_state`, then a marker written last: a checkpoint killed half-way has none and is never resumed from."""
+    path = Path(accelerator.save_state())
+    if accelerator.is_main_process:
+        (path / COMPLETE_MARKER).write_text(json.dumps(state.state_dict(), indent=2), encoding="utf-8")
+    accelerator.wait_for_everyone()
+
+
+def resume(accelerator: Accelerator, args: argparse.Namespace, checkpoints_dir: Path) -> None:
+    path = Path(args.resume_from_checkpoint)
+    if args.resume_from_checkpoint == "latest":
+        complete = [p for p in checkpoints_dir.glob("checkpoint_*") if (p / COMPLETE_MARKER).is_file()]
+        if not complete:
+            raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint in {checkpoints_dir}")
+        path = max(complete, key=lambda p: int(p.name.split("_")[-1]))
+    if not (path / COMPLETE_MARKER).is_file():
+        raise FileNotFoundError(f"--resume_from_checkpoint: {path} is not a complete checkpoint folder")
+    accelerator.load_state(str(path))
+    # load_state does not advance the checkpoint counter; the next save_state would collide with this one
+    accelerator.project_configuration.iteration = int(path.name.split("_")[-1]) + 1
+    accelerator.print(f"Resumed from {path}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    project_config = ProjectConfiguration(
+        project_dir=str(output_dir), automatic_checkpoint_naming=True, total_limit=args.checkpoints_total_limit
+    )
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=project_config,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=bool(args.use_images))],
+    )
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2), encoding="utf-8")
+    started = time.time()
+
+    with accelerator.main_process_first():
+        splits, label_names = load_splits(args)
+    negative_id = negative_label_id(label_names)
+    model, processor = build_model_and_processor(args, label_names)
+    collator = ROCDataCollator(processor, use_images=args.use_images)
+
+    def loader(split, batch_size, shuffle=False):
+        # An own generator: creating an iterator then draws its seed from it, not from the global RNG that dropout
+        # uses, so a run resumed mid-epoch sees the same dropout masks as an uninterrupted one.
+        return DataLoader(
+            splits[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collator,
+            num_workers=args.dataloader_num_workers,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+
+    eval_split_names = [s for s in (args.validation_split, args.test_split) if s in splits]
+    if not args.do_train:
+        eval_split_names = [args.eval_split]
+        if args.eval_split not in splits:
+            raise ValueError(f"Split {args.eval_split!r} not in {args.dataset_name_or_path} ({list(splits)}).")
+    eval_loaders = {s: loader(s, args.per_device_eval_batch_size) for s in eval_split_names}
+
+    state = TrainingState()
+    if args.do_train:
+        if args.validation_split not in splits:
+            raise ValueError(f"No {args.validation_split!r} split to select the best epoch on ({list(splits)}).")
+        train_loader = loader(args.train_split, args.per_device_train_batch_size, shuffle=True)
+        optimizer = build_optimizer(model, args)
+        steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * args.num_train_epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+        model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
+            model, optimizer, train_loader, scheduler, *eval_loaders.values()
+        )
+        eval_loaders = dict(zip(eval_loaders, prepared))
+        accelerator.register_for_checkpointing(state)
+        if args.report_to != "none":
+            accelerator.init_trackers("roc", config={k: v for k, v in vars(args).items() if v is not None})
+        if args.resume_from_checkpoint:
+            resume(accelerator, args, output_dir / "checkpoints")
+
+        progress = tqdm(
+            total=total_steps,
+            initial=state.global_step,
+            desc="training",
+            disable=not accelerator.is_local_main_process,
+        )
+        for epoch in range(state.epoch, args.num_train_epochs):
+            state.epoch = epoch
+            train_loader.set_epoch(epoch)  # the same shuffling order whether or not the run was resumed
+            epoch_started = time.time()
+            train_loss = train_one_epoch(
+                model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress
+            )
+            result = evaluate_split(model, eval_loaders[args.validation_split], accelerator, negative_id, "validating")
+            metrics = percent_metrics(result["metrics"])
+            record = {
+                "epoch": epoch + 1,
+                "step": state.global_step,
+                "train_loss": round(train_loss, 5),
+                "temperature": round(1.0 / accelerator.unwrap_model(model).get_logit_scale().item(), 5),
+                "epoch_time_s": round(time.time() - epoch_started, 1),
+                args.validation_split: metrics,
+            }
+            state.history.append(record)
+            accelerator.log({f"{args.validation_split}/{k}": v for k, v in metrics.items()}, step=state.global_step)
+            accelerator.print(f"epoch {epoch + 1}: {json.dumps(record)}")
+            if metrics["f1"] > state.best_f1:
+                state.best_f1, state.best_epoch = metrics["f1"], epoch + 1
+                save_model(model, processor, accelerator, output_dir)
+            state.batches_done, state.epoch_loss_sum = 0, 0.0
+            state.epoch = epoch + 1
+            save_checkpoint(accelerator, state)
+        progress.close()
+        # report the selected (best) epoch, not the last one
+        accelerator.unwrap_model(model).load_state_dict(load_file(output_dir / "model.safetensors"))
+        if args.report_to != "none":
+            accelerator.end_training()
+    else:
+        model, *prepared = accelerator.prepare(model, *eval_loaders.values())
+        eval_loaders = dict(zip(eval_loaders, prepared))
+
+    results = {}
+    for split_name, eval_loader in eval_loaders.items():
+        result = evaluate_split(model, eval_loader, accelerator, negative_id, f"evaluating {split_name}")
+        results[split_name] = {"metrics": percent_metrics(result["metrics"])}
+        if accelerator.is_main_process:
+            table = write_split_report(result, splits[split_name], split_name, label_names, output_dir)
+            accelerator.print(table)
+
+    summary = {
+        "dataset": args.dataset_name_or_path,
+        "dataset_config": args.dataset_config_name,
+        "model": args.model_name_or_path or output_dir.as_posix(),
+        "split": args.test_split if args.test_split in results else next(iter(results)),
+        "best_epoch": state.best_epoch if args.do_train else None,
+        "world_size": accelerator.num_processes,
+        "splits": results,
+        "command": " ".join(["python" if accelerator.num_processes == 1 else "accelerate launch", *sys.argv]),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
+        "wall_time_s": round(time.time() - started, 1),
+    }
+    summary["metrics"] = results[summary["split"]]["metrics"]
+    if accelerator.is_main_process:
+        (output_dir / "eval_results.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        if args.do_train:
+            all_results = {**summary, "learning_curve": state.history}
+            (output_dir / "all_results.json").write_text(json.dumps(all_results, indent=2), encoding="utf-8")
+        accelerator.print(json.dumps({split: r["metrics"] for split, r in results.items()}, indent=2))
+    accelerator.wait_for_everyone()
+    return summary
+
+
+if __name__ == "__main__":
+    main()
