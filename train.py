@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--entity_pooling", default="marker", choices=["marker", "mean"])
     model.add_argument("--no_fusion", action="store_true", help="Ablation: no fusion encoder (text only).")
     model.add_argument("--no_entity_types", action="store_true", help="Ablation: no NER type prompts in the text.")
+    model.add_argument(
+        "--freeze_relation_encoder", action="store_true", help="Encode the descriptions once with fixed weights."
+    )
     model.add_argument("--max_length", type=int, default=128, help="Token budget of the marked text.")
     model.add_argument("--relation_max_length", type=int, default=64, help="Token budget of a relation description.")
 
@@ -218,6 +221,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         use_fusion=not args.no_fusion,
         use_entity_types=not args.no_entity_types,
         relation_max_length=args.relation_max_length,
+        freeze_relation_encoder=args.freeze_relation_encoder,
     )
     processor = ROCProcessor.from_encoders(
         args.text_encoder,

@@ -116,6 +116,10 @@ class ROCConfig(PretrainedConfig):
         relation_bank (`dict[str, str]`, *optional*):
             Label -> natural-language description. Its order defines `id2label` / `label2id` unless `id2label` is
             given too (as in a saved config, whose JSON sorts the bank), in which case `id2label` fixes the order.
+        freeze_relation_encoder (`bool`, *optional*, defaults to `False`):
+            Keep the relation encoder's pretrained weights: descriptions are encoded once and cached even while
+            training (a relation projection, when `pair_embed_dim` differs from its width, still trains). Cuts a
+            training step's cost by the bank's forward and backward pass.
         relation_max_length (`int`, *optional*, defaults to 64):
             Token budget of one relation description.
         classifier_dropout (`float`, *optional*, defaults to 0.1):
@@ -155,6 +159,7 @@ class ROCConfig(PretrainedConfig):
         use_entity_types: bool = True,
         relation_source: RelationSource = "description",
         relation_bank: dict[str, str] | None = None,
+        freeze_relation_encoder: bool = False,
         relation_max_length: int = 64,
         classifier_dropout: float = 0.1,
         **kwargs,
@@ -182,6 +187,7 @@ class ROCConfig(PretrainedConfig):
         self.entity_pooling = entity_pooling
         self.use_entity_types = use_entity_types
         self.relation_source = relation_source
+        self.freeze_relation_encoder = freeze_relation_encoder
         self.relation_max_length = relation_max_length
         self.classifier_dropout = classifier_dropout
 

@@ -171,6 +171,7 @@ class ROCModel(ROCPreTrainedModel):
                 self.relation_embeddings = nn.Embedding(config.num_labels, config.pair_embed_dim)
             else:
                 self.relation_model = _build_encoder(config.relation_config)
+                self.relation_model.requires_grad_(not config.freeze_relation_encoder)
                 if config.relation_config.hidden_size != config.pair_embed_dim:
                     self.relation_proj = nn.Linear(config.relation_config.hidden_size, config.pair_embed_dim)
             if config.learnable_temperature:
@@ -179,6 +180,7 @@ class ROCModel(ROCPreTrainedModel):
         self.relation_tokenizer = None
         self._relation_inputs = None  # tokenized bank, rebuilt only when the bank changes
         self._relation_cache = None  # relation embeddings, valid only in eval mode
+        self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
         self.post_init()
 
     # ----------------------------------------------------------------------------------------------- construction
@@ -294,13 +296,14 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_cache = None
         if retokenize:
             self._relation_inputs = None
+            self._frozen_relation_states = None
 
     def train(self, mode: bool = True):
         self._invalidate_relation_cache()  # weights are about to change
         return super().train(mode)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._invalidate_relation_cache()
+        self._invalidate_relation_cache(retokenize=True)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _tokenized_relations(self, device: torch.device) -> dict[str, torch.Tensor]:
@@ -331,9 +334,14 @@ class ROCModel(ROCPreTrainedModel):
         if self.relation_embeddings is not None:
             embeds = self.relation_embeddings.weight
         else:
-            inputs = self._tokenized_relations(self.device)
-            hidden = self.relation_model(**inputs).last_hidden_state  # (relations, seq, hidden)
-            embeds = masked_mean(hidden, inputs["attention_mask"])
+            embeds = self._frozen_relation_states
+            if embeds is None:
+                inputs = self._tokenized_relations(self.device)
+                with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_relation_encoder):
+                    hidden = self.relation_model(**inputs).last_hidden_state  # (relations, seq, hidden)
+                embeds = masked_mean(hidden, inputs["attention_mask"])
+                if self.config.freeze_relation_encoder:
+                    self._frozen_relation_states = embeds.detach()
             if self.relation_proj is not None:
                 embeds = self.relation_proj(embeds)
         if not self.training:
@@ -421,7 +429,7 @@ class ROCModel(ROCPreTrainedModel):
             logits = self.classifier(pair_embeds)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
         else:
-            relation_embeds = self.get_relation_features().to(pair_embeds.dtype)
+            relation_embeds = self.get_relation_features().to(device=pair_embeds.device, dtype=pair_embeds.dtype)
             logit_scale = self.get_logit_scale()
             # (batch, relations): scaled cosine similarity of every pair to every relation
             logits = logit_scale * F.normalize(pair_embeds, dim=-1) @ F.normalize(relation_embeds, dim=-1).t()

@@ -101,6 +101,24 @@ def test_relation_embeddings_are_encoded_once_in_eval_and_refreshed_after_change
     assert len(calls) == 4 and not torch.allclose(changed, first)
 
 
+def test_a_frozen_relation_encoder_is_encoded_once_even_while_training(make_model, batch):
+    model = make_model(freeze_relation_encoder=True)  # pair width 16 != relation width 24: the projection trains
+    calls = []
+    model.relation_model.register_forward_hook(lambda *args: calls.append(1))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    frozen_before = {k: v.clone() for k, v in model.relation_model.state_dict().items()}
+    for _ in range(3):
+        model(**batch).loss.backward()
+        assert model.relation_proj.weight.grad is not None
+        optimizer.step()
+        optimizer.zero_grad()
+    assert len(calls) == 1
+    assert all(torch.equal(v, model.relation_model.state_dict()[k]) for k, v in frozen_before.items())
+    model.set_relation_bank({**TINY_BANK, "/per/per/couple": "The two people are siblings."})
+    model(**batch)
+    assert len(calls) == 2
+
+
 def test_set_relation_bank_adds_a_relation_the_model_can_return(make_model, batch):
     model = make_model().eval()
     new_label = "/per/per/siblings"
