@@ -182,6 +182,7 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_cache = None  # relation embeddings, valid only in eval mode
         self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
         self.post_init()
+        self.train(self.training)  # applies the frozen relation encoder's eval mode
 
     # ----------------------------------------------------------------------------------------------- construction
     @staticmethod
@@ -300,7 +301,10 @@ class ROCModel(ROCPreTrainedModel):
 
     def train(self, mode: bool = True):
         self._invalidate_relation_cache()  # weights are about to change
-        return super().train(mode)
+        super().train(mode)
+        if self.relation_model is not None and self.config.freeze_relation_encoder:
+            self.relation_model.eval()  # fixed weights, fixed embeddings: no dropout in the cached descriptions
+        return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self._invalidate_relation_cache(retokenize=True)

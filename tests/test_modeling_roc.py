@@ -114,6 +114,10 @@ def test_a_frozen_relation_encoder_is_encoded_once_even_while_training(make_mode
         optimizer.zero_grad()
     assert len(calls) == 1
     assert all(torch.equal(v, model.relation_model.state_dict()[k]) for k, v in frozen_before.items())
+    # the cached descriptions were encoded without dropout: a fresh eval-mode encoding gives the same relations
+    trained_relations = model.get_relation_features().detach()
+    model.eval()
+    assert torch.allclose(model.get_relation_features(), trained_relations)
     model.set_relation_bank({**TINY_BANK, "/per/per/couple": "The two people are siblings."})
     model(**batch)
     assert len(calls) == 2
