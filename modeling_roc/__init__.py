@@ -21,6 +21,9 @@ AutoConfig.register("roc", ROCConfig, exist_ok=True)
 AutoModel.register(ROCConfig, ROCModel, exist_ok=True)
 AutoProcessor.register(ROCConfig, ROCProcessor, exist_ok=True)
 
+from .extraction import TRIPLE_TASK, ROCTripleExtractionPipeline, TripleExtractor  # noqa: E402  (after the registrations)
+
+
 __all__ = [
     "DEFAULT_TYPE_WORDS",
     "EMBEDDED_ENCODERS",
@@ -31,7 +34,10 @@ __all__ = [
     "ROCOutput",
     "ROCProcessor",
     "ROCRelationExtractionPipeline",
+    "ROCTripleExtractionPipeline",
     "TASK",
+    "TRIPLE_TASK",
+    "TripleExtractor",
     "UNKNOWN_TYPE",
     "bank_contrastive_loss",
     "in_batch_contrastive_loss",

