@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict:
         "world_size": accelerator.num_processes,
         "splits": results,
         "command": " ".join(["python" if accelerator.num_processes == 1 else "accelerate launch", *sys.argv]),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs"
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs"  # no hostname: this file gets published
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "wall_time_s": round(time.time() - started, 1),
     }
