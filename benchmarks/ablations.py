@@ -1,0 +1,192 @@
+"""The paper's ablations, same code, flags only: each run adds one switch to a reference recipe.
+
+    python benchmarks/ablations.py --name short --parallel 2 -- --config configs/mnre_minilm_offline.yaml \
+        --num_train_epochs 1
+    python benchmarks/ablations.py --name full --from_run reference=runs/q --from_run no_fusion=runs/q-nofusion -- ...
+
+Everything after `--` is the reference recipe, passed to train.py unchanged. The reference and every ablation train
+into `--runs_dir/<name>/<ablation>/` (a finished run, one with `all_results.json`, is collected, not retrained, so an
+interrupted benchmark goes on where it stopped). Writes `benchmarks/results/ablations_<name>.json`: each run's
+validation metrics, learning curve and Δ micro-F1 against the reference, next to the Δ the paper reports.
+
+`--parallel N` trains N runs at once with `cpu_count // N` threads each: on a small CPU machine two single-threaded
+trainings get more done than one two-threaded training.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (train.py flags added to the reference, what the switch removes)
+ABLATIONS: dict[str, tuple[list[str], str]] = {
+    "classification_head": (["--head", "classification"], "retrieval over relation embeddings -> linear classifier"),
+    "no_relation_description": (["--relation_source", "label_name"], "relation descriptions -> the label names"),
+    "no_relation_embedding": (["--relation_source", "learned"], "relation encoder -> one free vector per label"),
+    "no_entity_types": (["--no_entity_types"], "NER type prompts removed from the text"),
+    "no_entity_position": (["--entity_pooling", "mean"], "marker-position pooling -> mean over all tokens"),
+    "no_fusion": (["--no_fusion"], "fusion encoder removed"),
+}
+
+# Δ F1 the paper reports on MNRE for the matching ablation (Hei et al., 2025), None where it reports none.
+PAPER_DELTA_F1: dict[str, float | None] = {
+    "classification_head": -14.97,
+    "no_relation_description": None,
+    "no_relation_embedding": None,
+    "no_entity_types": None,
+    "no_entity_position": None,
+    "no_fusion": None,
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="Results file suffix: benchmarks/results/ablations_<name>.json")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(ABLATIONS), default=sorted(ABLATIONS), help="Ablations to run."
+    )
+    parser.add_argument(
+        "--from_run",
+        action="append",
+        default=[],
+        metavar="ABLATION=RUN_DIR",
+        help="Collect a finished run instead of training it ('reference' or an ablation name). Repeatable.",
+    )
+    parser.add_argument("--parallel", type=int, default=1, help="Runs trained at once.")
+    parser.add_argument("--runs_dir", default=str(REPO_ROOT / "runs" / "ablations"))
+    parser.add_argument("--note", default="", help="Free text stored with the result (schedule, machine load).")
+    parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the reference's train.py arguments")
+    args = parser.parse_args()
+    args.train_args = [a for a in args.train_args if a != "--"]
+    if not args.train_args:
+        parser.error("give the reference recipe's train.py arguments after --")
+    if args.parallel < 1:
+        parser.error("--parallel must be at least 1")
+    given = {}
+    for item in args.from_run:
+        name, sep, run_dir = item.partition("=")
+        if not sep or name not in {"reference", *ABLATIONS}:
+            parser.error(f"--from_run {item!r}: expected reference=RUN_DIR or <ablation>=RUN_DIR")
+        given[name] = Path(run_dir)
+    args.from_run = given
+    return args
+
+
+def run_commands(train_args: list[str], names: list[str], runs_dir: Path) -> dict[str, list[str]]:
+    """train.py arguments of the reference and each ablation; the last --output_dir wins in argparse."""
+    commands = {"reference": [*train_args, "--output_dir", str(runs_dir / "reference")]}
+    for name in names:
+        commands[name] = [*train_args, *ABLATIONS[name][0], "--output_dir", str(runs_dir / name)]
+    return commands
+
+
+def train_all(commands: dict[str, list[str]], parallel: int) -> None:
+    """Train the runs that have no results yet, `parallel` at a time, each with its share of the CPU threads."""
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    pending = [(name, argv) for name, argv in commands.items() if not _finished(_output_dir(argv))]
+    running: list[tuple[str, subprocess.Popen, object]] = []
+    failed = []
+    while pending or running:
+        while pending and len(running) < parallel:
+            name, argv = pending.pop(0)
+            output_dir = _output_dir(argv)
+            output_dir.parent.mkdir(parents=True, exist_ok=True)
+            log = open(output_dir.with_suffix(".log"), "a", encoding="utf-8")
+            print(f"[{name}] python train.py {shlex.join(argv)}  (log: {log.name})", flush=True)
+            process = subprocess.Popen(
+                [sys.executable, str(REPO_ROOT / "train.py"), *argv], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
+            )
+            running.append((name, process, log))
+        time.sleep(5)
+        for entry in list(running):
+            name, process, log = entry
+            if process.poll() is not None:
+                log.close()
+                running.remove(entry)
+                print(f"[{name}] finished with exit code {process.returncode}", flush=True)
+                if process.returncode != 0:
+                    failed.append(name)
+    if failed:
+        raise SystemExit(f"training failed for {failed}: see their .log files")
+
+
+def _output_dir(argv: list[str]) -> Path:
+    return Path(argv[len(argv) - 1 - argv[::-1].index("--output_dir") + 1])
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "all_results.json").is_file()
+
+
+def collect(run_dir: Path) -> dict:
+    """A finished run's metrics on its selection (validation) split, where ablation deltas are measured."""
+    results = json.loads((run_dir / "all_results.json").read_text(encoding="utf-8"))
+    split = json.loads((run_dir / "training_args.json").read_text(encoding="utf-8"))["validation_split"]
+    return {
+        "run_dir": str(run_dir),
+        "command": results["command"],
+        "wall_time_s": results["wall_time_s"],
+        "best_epoch": results["best_epoch"],
+        "split": split,
+        "metrics": results["splits"][split]["metrics"],
+        "learning_curve": [{"epoch": row["epoch"], "f1": row[split]["f1"]} for row in results["learning_curve"]],
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    runs_dir = Path(args.runs_dir) / args.name
+    commands = run_commands(args.train_args, args.only, runs_dir)
+    to_train = {name: argv for name, argv in commands.items() if name not in args.from_run}
+    started = time.time()
+    train_all(to_train, args.parallel)
+
+    run_dirs = {name: args.from_run.get(name, _output_dir(argv)) for name, argv in commands.items()}
+    reference = collect(run_dirs["reference"])
+    rows = []
+    for name in args.only:
+        run = collect(run_dirs[name])
+        rows.append(
+            {
+                "ablation": name,
+                "flags": ABLATIONS[name][0],
+                "what": ABLATIONS[name][1],
+                **run,
+                "delta_f1": round(run["metrics"]["f1"] - reference["metrics"]["f1"], 2),
+                "paper_delta_f1": PAPER_DELTA_F1[name],
+            }
+        )
+    record = {
+        "benchmark": f"ablations_{args.name}",
+        "note": args.note,
+        "command": shlex.join(["python", "benchmarks/ablations.py", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {args.parallel} run(s) at a time",
+        "wall_time_s": round(time.time() - started, 1),
+        "dataset": json.loads((run_dirs["reference"] / "all_results.json").read_text(encoding="utf-8"))["dataset"],
+        "split": reference["split"],
+        "reference": reference,
+        "ablations": rows,
+    }
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / f"ablations_{args.name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(f"reference F1 {reference['metrics']['f1']}")
+    for row in rows:
+        paper = "n/a" if row["paper_delta_f1"] is None else f"{row['paper_delta_f1']:+.2f}"
+        print(f"{row['ablation']:<24} F1 {row['metrics']['f1']:6.2f}  Δ {row['delta_f1']:+6.2f}  paper Δ {paper}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
