@@ -17,6 +17,8 @@ from .processing_roc import ROCProcessor
 class ROCDataCollator:
     """Collates rows `{tokens, subject, object, relation, image?}` into `ROCProcessor` outputs.
 
+    Entities are word spans (MNRE) or, for the object, a visual object with a `box` (MORE); see `ROCProcessor`.
+
     Args:
         processor: the processor matching the model.
         use_images: read the `image` column (set it only for models with a vision encoder).
@@ -31,13 +33,6 @@ class ROCDataCollator:
     index_column: str | None = "example_index"
 
     def __call__(self, rows: list[dict[str, Any]]) -> BatchFeature:
-        for row in rows:
-            for role in ("subject", "object"):
-                if "start" not in row[role] or row[role]["start"] is None:
-                    raise ValueError(
-                        f"Row {row.get('id', '?')}: the {role} has no word span ({row[role]!r}); ROC marks both "
-                        "entities in the text (a visual-object entity, as in MORE, is not supported by this collator)."
-                    )
         batch = self.processor(
             [row["tokens"] for row in rows],
             [row["subject"] for row in rows],

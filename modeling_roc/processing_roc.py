@@ -2,9 +2,13 @@
 
 A sentence `Rafael Nadal gets engaged to Mery Perello` with subject words [0, 2) and object words [5, 7) becomes
 `<subj> Rafael Nadal [ person ] </subj> gets engaged to <obj> Mery Perello [ person ] </obj>`. The entity types come
-from an NER tool, never from the gold relation label. This file is copied next to the weights (remote code).
+from an NER tool, never from the gold relation label. An entity that is a region of the image (MORE's objects: a
+`box` instead of a word span) gets an empty marked slot after the sentence, `<obj> [ object in the image ] </obj>`,
+and the example's image input becomes that region, so the fusion encoder lets the slot attend to the object's patches.
+This file is copied next to the weights (remote code).
 """
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,10 +41,32 @@ DEFAULT_TYPE_WORDS = {
     "ORDINAL": "ordinal",
     "CARDINAL": "number",
     "MISC": "miscellaneous",
+    "OBJECT": "object in the image",  # MORE's visual objects
 }
 # Type written for an entity the NER tool did not recognise (a tweet handle such as `@Titans`, say).
 UNKNOWN_TYPE = "UNKNOWN"
 UNKNOWN_TYPE_WORD = "entity"
+
+
+def is_visual_object(entity: dict) -> bool:
+    """An entity given as an image region (`box`) instead of a word span, like MORE's objects."""
+    return entity.get("start") is None and entity.get("box") is not None
+
+
+def crop_box(image, box: Sequence[float], example: int = 0):
+    """The region `[cx, cy, w, h]` (fractions of the image size, as MORE stores it) of a PIL image, at least 1 px."""
+    try:
+        cx, cy, w, h = (float(v) for v in box)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"example {example}: an object box must be [cx, cy, w, h], got {box!r}") from err
+    if not all(math.isfinite(v) for v in (cx, cy, w, h)) or w <= 0 or h <= 0:
+        raise ValueError(f"example {example}: an object box needs finite values and a positive size, got {box!r}")
+    width, height = image.size
+    left = min(max(math.floor((cx - w / 2) * width), 0), width - 1)
+    top = min(max(math.floor((cy - h / 2) * height), 0), height - 1)
+    right = max(min(math.ceil((cx + w / 2) * width), width), left + 1)
+    bottom = max(min(math.ceil((cy + h / 2) * height), height), top + 1)
+    return image.crop((left, top, right, bottom))
 
 
 def _check_span(span: dict, role: str, num_words: int, example: int) -> tuple[int, int]:
@@ -160,25 +186,35 @@ class ROCProcessor(ProcessorMixin):
         return ["[", *words.split(), "]"]
 
     def mark_entities(self, tokens: Sequence[str], subject: dict, object: dict, example: int = 0) -> list[str]:
-        """The words of the marked, type-prompted text (markers and prompts as extra words)."""
-        subject_span = _check_span(subject, "subject", len(tokens), example)
-        object_span = _check_span(object, "object", len(tokens), example)
+        """The words of the marked, type-prompted text (markers and prompts as extra words).
+
+        Text entities are marked in place; a visual object (see `is_visual_object`) gets its marked slot after the
+        sentence.
+        """
+        entities = [(subject, "subject", ENTITY_MARKERS[:2]), (object, "object", ENTITY_MARKERS[2:])]
         spans = [
-            (subject_span, subject.get("type"), ENTITY_MARKERS[:2]),
-            (object_span, object.get("type"), ENTITY_MARKERS[2:]),
+            (_check_span(entity, role, len(tokens), example), entity.get("type"), markers)
+            for entity, role, markers in entities
+            if not is_visual_object(entity)
         ]
         words: list[str] = []
         for i in range(len(tokens) + 1):
             # close the entities ending here (inner one first), then open those starting here (outer one first)
             for (_, end), entity_type, (_, closer) in sorted(spans, key=lambda s: -s[0][0]):
                 if end == i:
-                    words += (self.type_prompt(entity_type) if self.use_entity_types else []) + [closer]
+                    words += self._prompt(entity_type) + [closer]
             for (start, _), _, (opener, _) in sorted(spans, key=lambda s: -s[0][1]):
                 if start == i:
                     words.append(opener)
             if i < len(tokens):
                 words.append(tokens[i])
+        for entity, _, (opener, closer) in entities:
+            if is_visual_object(entity):
+                words += [opener, *self._prompt(entity.get("type")), closer]
         return words
+
+    def _prompt(self, entity_type: str | None) -> list[str]:
+        return self.type_prompt(entity_type) if self.use_entity_types else []
 
     def _encode_text(self, tokens, subject, object, example: int) -> tuple[list[int], int, int]:
         words = self.mark_entities(tokens, subject, object, example)
@@ -208,7 +244,9 @@ class ROCProcessor(ProcessorMixin):
         with Image.open(image) as opened:  # a path; errors name the file
             return opened.convert("RGB")
 
-    def _pixel_values(self, images: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _pixel_values(
+        self, images: Sequence[Any], regions: Sequence[Sequence[float] | None]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         if all(image is None for image in images):
             return None
         if self.image_config is None:
@@ -219,10 +257,15 @@ class ROCProcessor(ProcessorMixin):
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in self.image_config.items()}
             self._image_transform = create_transform(**config, is_training=False)
         size = tuple(self.image_config["input_size"])
-        pixels = [
-            self._image_transform(self._load_image(image)) if image is not None else torch.zeros(size)
-            for image in images
-        ]
+        pixels = []
+        for example, (image, region) in enumerate(zip(images, regions)):
+            if image is None:
+                pixels.append(torch.zeros(size))
+                continue
+            image = self._load_image(image)
+            if region is not None:
+                image = crop_box(image, region, example)
+            pixels.append(self._image_transform(image))
         mask = torch.tensor([image is not None for image in images])
         return torch.stack(pixels), mask
 
@@ -242,8 +285,9 @@ class ROCProcessor(ProcessorMixin):
         Args:
             tokens: the words of a sentence, or a list of such lists.
             subjects / objects: `{"start": int, "end": int, "type": str | None}` per example (word offsets, end
-                exclusive; `type` from an NER tool).
-            images: per example a PIL image, a path or `None`.
+                exclusive; `type` from an NER tool). An object may instead be a visual object,
+                `{"box": [cx, cy, w, h], "type": "OBJECT"}` (fractions of the image size).
+            images: per example a PIL image, a path or `None`; for a visual object the box region is used.
             labels: per example a relation id.
 
         Returns:
@@ -273,7 +317,8 @@ class ROCProcessor(ProcessorMixin):
         if images is not None:
             if len(images) != len(tokens):
                 raise ValueError(f"Got {len(images)} images for {len(tokens)} examples (use None for no image).")
-            pixels = self._pixel_values(images)
+            regions = [entity.get("box") if is_visual_object(entity) else None for entity in objects]
+            pixels = self._pixel_values(images, regions)
             if pixels is not None:
                 data["pixel_values"], data["image_mask"] = pixels
         if labels is not None:
@@ -285,4 +330,4 @@ class ROCProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "subject_index", "object_index", "pixel_values", "image_mask"]
 
 
-__all__ = ["DEFAULT_TYPE_WORDS", "ROCProcessor", "UNKNOWN_TYPE", "keep_positions"]
+__all__ = ["DEFAULT_TYPE_WORDS", "ROCProcessor", "UNKNOWN_TYPE", "crop_box", "is_visual_object", "keep_positions"]

@@ -138,3 +138,59 @@ def test_save_and_reload_keeps_settings(processor, tmp_path):
     assert reloaded.image_config == processor.image_config
     example = (["Bob", "visits", "Rome"], span(0, 1, "PERSON"), span(2, 3, "GPE"))
     assert torch.equal(reloaded(*example)["input_ids"], processor(*example)["input_ids"])
+
+
+# ---------------------------------------------------------------------------------------- visual objects (MORE)
+def _visual_object(box=(0.25, 0.5, 0.5, 1.0)):
+    return {"name": "man_1", "box": list(box), "type": "OBJECT", "coarse_type": "OBJECT"}
+
+
+def test_a_visual_object_gets_a_marked_slot_after_the_sentence(processor):
+    tokens = "Rafael Nadal wins in Paris".split()
+    words = processor.mark_entities(tokens, span(0, 2, "PERSON"), _visual_object())
+    assert " ".join(words) == (
+        "<subj> Rafael Nadal [ person ] </subj> wins in Paris <obj> [ object in the image ] </obj>"
+    )
+    encoding = processor(tokens, span(0, 2, "PERSON"), _visual_object())
+    assert _tokens(processor, encoding)[encoding["object_index"][0]] == "<obj>"
+
+
+def test_a_visual_object_slot_survives_truncation(tokenizer):
+    short = ROCProcessor(tokenizer=tokenizer, max_length=16)
+    tokens = ["Nadal"] + ["word"] * 40
+    encoding = short(tokens, span(0, 1, "PERSON"), _visual_object())
+    kept = _tokens(short, encoding)
+    assert len(kept) == 16
+    _assert_all_markers_once(kept)
+    assert kept[encoding["object_index"][0]] == "<obj>"
+
+
+def test_the_image_input_of_a_visual_object_is_its_region(processor):
+    from PIL import Image
+
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red, right half blue
+    tokens = "Nadal wins".split()
+    left, right = _visual_object((0.25, 0.5, 0.5, 1.0)), _visual_object((0.75, 0.5, 0.5, 1.0))
+    encoding = processor([tokens] * 3, [span(0, 1, "PERSON")] * 3, [left, right, span(1, 2, None)], images=[image] * 3)
+    red, blue = encoding["pixel_values"][0].mean(dim=(1, 2)), encoding["pixel_values"][1].mean(dim=(1, 2))
+    assert red[0] > 0.9 and red[2] < -0.9  # normalized with mean/std 0.5: red channel high, blue low
+    assert blue[2] > 0.9 and blue[0] < -0.9
+    whole = encoding["pixel_values"][2].mean(dim=(1, 2))  # a text object keeps the whole image
+    assert abs(whole[0]) < 0.2 and abs(whole[2]) < 0.2
+
+
+@pytest.mark.parametrize("box", [(0.5, 0.5, 0.0, 1.0), (0.5, 0.5, float("nan"), 1.0), (0.5, 0.5, 1.0)])
+def test_bad_object_boxes_raise_clear_errors(processor, box):
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="example 0: an object box"):
+        processor(["Nadal"], span(0, 1, None), _visual_object(box), images=Image.new("RGB", (8, 8)))
+
+
+def test_a_box_outside_the_image_still_crops_one_pixel():
+    from PIL import Image
+
+    from modeling_roc.processing_roc import crop_box
+
+    assert crop_box(Image.new("RGB", (10, 10)), (1.5, 1.5, 0.1, 0.1)).size == (1, 1)
