@@ -1,6 +1,7 @@
 """`pipeline("multimodal-relation-extraction", model=..., trust_remote_code=True)` for ROC models.
 
-Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional}`.
+Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional}`; the
+object may be a visual object `{"box": [cx, cy, w, h], "type": "OBJECT"}` (MORE), a region of the image.
 Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first, where `score` is
 the softmax over the relation bank of the scaled cosine similarities. This file is copied next to the weights.
 """
