@@ -511,6 +511,21 @@ def compare_with_record(result: dict, example: dict) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------- dataset
+# An absolute local path inside a string (not a URL's path, not a relative path such as ../data).
+LOCAL_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/(?:[^\s'\"(),;]+/)*[^\s'\"(),;]+")
+
+
+def redact_local_paths(value):
+    """The build report as published: absolute local paths (home folders, caches) cut to `.../<last two parts>`."""
+    if isinstance(value, dict):
+        return {key: redact_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_local_paths(item) for item in value]
+    if isinstance(value, str):
+        return LOCAL_PATH.sub(lambda m: ".../" + "/".join(Path(m.group(0)).parts[-2:]), value)
+    return value
+
+
 def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str) -> Path:
     """A copy of the dataset folder whose card tells readers to load `repo_id` (shards are hard-linked)."""
     if not ((dataset_dir / "README.md").is_file() and (dataset_dir / "data").is_dir()):
@@ -524,6 +539,9 @@ def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str) -> Path:
     readme = staged / "README.md"
     text = readme.read_text(encoding="utf-8")
     readme.write_text(text.replace('load_dataset("path/to/this/folder")', f'load_dataset("{repo_id}")'), "utf-8")
+    report = staged / "build_report.json"
+    if report.is_file():
+        write_json(report, redact_local_paths(read_json(report)))
     return staged
 
 

@@ -89,6 +89,7 @@ def write_hub_dataset(folder: Path) -> Path:
     )
     report = {
         "dataset": "tiny",
+        "data_source": str(folder.resolve() / "release" / "mnre_txt"),  # builds record where they read from
         "ner_backend": NER_BACKEND,
         "splits": {
             split: {"examples": n, "untyped_entities": {"total": 1, "of": 2 * n}, "images": {"found": 0}}
@@ -273,7 +274,7 @@ def test_every_flag_has_help():
 
 # -------------------------------------------------------------------------------------------------- dry run
 @pytest.mark.slow
-def test_dry_run_stages_what_the_model_needs_and_no_checkpoint(dry_run, trained_run):
+def test_dry_run_stages_what_the_model_needs_and_no_checkpoint(dry_run, trained_run, inputs):
     staged, summary = dry_run["staged"], dry_run["summary"]
     files = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
     assert files == set(summary["files"])
@@ -290,6 +291,9 @@ def test_dry_run_stages_what_the_model_needs_and_no_checkpoint(dry_run, trained_
     dataset_staged = Path(summary["dataset"]["staged_dir"])
     assert f'load_dataset("{DATASET_REPO}")' in (dataset_staged / "README.md").read_text()
     assert summary["dataset"]["splits"] == sorted(SIZES)
+    published_report = json.loads((dataset_staged / "build_report.json").read_text())
+    assert published_report["data_source"] == ".../release/mnre_txt"  # no local folder names on the Hub
+    assert json.loads((inputs["dataset"] / "build_report.json").read_text())["data_source"].startswith("/")
     _assert_no_secret(dry_run["process"].stdout, dry_run["process"].stderr)
     _assert_no_secret_in_folder(staged)
     _assert_no_secret_in_folder(dataset_staged)
