@@ -5,6 +5,8 @@
 (a) inference: ROC forward (relation bank cached) vs the bare text encoder's forward      goal >= 0.95
 (b) training step: ROC forward + backward + AdamW step vs the bare text encoder's forward + backward   goal <= 1.6
 (c) peak memory (process RSS on CPU; `torch.cuda.max_memory_allocated` on GPU)
+(d) --group_by_length: ROC training steps over the same examples batched by similar length vs in file order, and
+    the padded token count of each batching
 
 Ratios are throughput ratios for (a) (higher is better) and time ratios for (b) (lower is better). Each measurement
 is the median of `--repeats` passes over the same batches, interleaved, so machine noise hits both sides alike.
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank  # noqa: E402
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor  # noqa: E402
 from modeling_roc.data_collator import ROCDataCollator  # noqa: E402
+from modeling_roc.length_grouped_sampler import LengthGroupedSampler  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -89,10 +92,16 @@ def main() -> None:
     model.to(device)
     collate = ROCDataCollator(processor, index_column=None)
     rows = split.select(range(args.batch_size * args.num_batches))
-    batches = [
-        {k: v.to(device) for k, v in collate([rows[i] for i in range(j, j + args.batch_size)]).items()}
-        for j in range(0, len(rows), args.batch_size)
-    ]
+    examples = [rows[i] for i in range(len(rows))]
+
+    def make_batches(order: list[int]) -> list[dict]:
+        chunks = [order[j : j + args.batch_size] for j in range(0, len(order), args.batch_size)]
+        return [{k: v.to(device) for k, v in collate([examples[i] for i in c]).items()} for c in chunks]
+
+    batches = make_batches(list(range(len(examples))))
+    lengths = [int(b["attention_mask"][i].sum()) for b in batches for i in range(len(b["attention_mask"]))]
+    grouper = LengthGroupedSampler(lengths, args.batch_size, mega_batch_factor=args.num_batches)
+    grouped_batches = make_batches(list(grouper))
     encoder = model.text_model
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     encoder_optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-5)
@@ -113,8 +122,8 @@ def main() -> None:
             hidden.float().pow(2).mean().backward()  # a scalar of the encoder's output: backward through it all
             encoder_optimizer.zero_grad()
 
-    def roc_train():
-        for b in batches:
+    def roc_train(on=batches):
+        for b in on:
             model(**b).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -130,10 +139,11 @@ def main() -> None:
 
     model.train()
     encoder_train(), roc_train()
-    training = {"encoder": [], "roc": []}
+    training = {"encoder": [], "roc": [], "roc_grouped_by_length": []}
     for _ in range(args.repeats):
         training["encoder"].append(timed(encoder_train))
         training["roc"].append(timed(roc_train))
+        training["roc_grouped_by_length"].append(timed(lambda: roc_train(grouped_batches)))
 
     med = {
         "inf": {side: statistics.median(times) for side, times in inference.items()},
@@ -164,6 +174,11 @@ def main() -> None:
         "ratios": {
             "inference_vs_encoder": round(med["inf"]["encoder"] / med["inf"]["roc"], 3),
             "train_step_vs_encoder": round(med["train"]["roc"] / med["train"]["encoder"], 3),
+            "grouped_vs_file_order_train_time": round(med["train"]["roc_grouped_by_length"] / med["train"]["roc"], 3),
+        },
+        "padded_tokens_vs_real": {
+            "file_order": round(sum(b["input_ids"].numel() for b in batches) / sum(lengths), 3),
+            "grouped_by_length": round(sum(b["input_ids"].numel() for b in grouped_batches) / sum(lengths), 3),
         },
         "goals": {"inference_vs_encoder": ">= 0.95", "train_step_vs_encoder": "<= 1.6"},
         "peak_memory_mb": {"after_inference": round(inference_peak, 1), "after_training": round(peak_memory_mb(), 1)},
@@ -172,7 +187,8 @@ def main() -> None:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / f"speed_{args.name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("ratios", "inference_examples_per_s", "train_step_s", "peak_memory_mb")}))
+    shown = ("ratios", "padded_tokens_vs_real", "inference_examples_per_s", "train_step_s", "peak_memory_mb")
+    print(json.dumps({k: result[k] for k in shown}))
 
 
 if __name__ == "__main__":

@@ -146,8 +146,9 @@ def test_shipped_configs_parse():
 
 
 @pytest.mark.slow
-def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(inputs, tmp_path):
-    flags = ["--num_train_epochs", "3", "--checkpointing_steps", "2", "--checkpoints_total_limit", "10"]
+@pytest.mark.parametrize("sampling", [[], ["--group_by_length"]], ids=["shuffled", "grouped-by-length"])
+def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(inputs, tmp_path, sampling):
+    flags = ["--num_train_epochs", "3", "--checkpointing_steps", "2", "--checkpoints_total_limit", "10", *sampling]
     reference = tmp_path / "uninterrupted"
     _run(_train_args(inputs, reference, *flags))
 
