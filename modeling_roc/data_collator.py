@@ -33,13 +33,17 @@ class ROCDataCollator:
     index_column: str | None = "example_index"
 
     def __call__(self, rows: list[dict[str, Any]]) -> BatchFeature:
-        batch = self.processor(
-            [row["tokens"] for row in rows],
-            [row["subject"] for row in rows],
-            [row["object"] for row in rows],
-            images=[row.get("image") for row in rows] if self.use_images else None,
-            labels=[row[self.label_column] for row in rows] if self.label_column in rows[0] else None,
-        )
+        try:
+            batch = self.processor(
+                [row["tokens"] for row in rows],
+                [row["subject"] for row in rows],
+                [row["object"] for row in rows],
+                images=[row.get("image") for row in rows] if self.use_images else None,
+                labels=[row[self.label_column] for row in rows] if self.label_column in rows[0] else None,
+            )
+        except ValueError as err:  # the processor counts examples within the batch: name the dataset rows
+            ids = {i: row.get("id", "?") for i, row in enumerate(rows)}
+            raise ValueError(f"{err} (batch example -> row id: {ids})") from err
         if self.use_images and "pixel_values" not in batch:
             # keep the batch structure fixed across steps (DDP and compiled graphs dislike optional inputs)
             size = tuple(self.processor.image_config["input_size"])
