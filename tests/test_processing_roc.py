@@ -199,7 +199,8 @@ def test_a_box_outside_the_image_still_crops_one_pixel():
 def test_the_collator_names_the_dataset_row_of_a_bad_entity(processor):
     from modeling_roc.data_collator import ROCDataCollator
 
-    good = {"id": "mnre-train-000007", "tokens": ["Bob", "works"], "subject": span(0, 1, None), "object": span(1, 2, None)}
+    good = {"id": "mnre-train-000007", "tokens": ["Bob", "works"], "subject": span(0, 1, None)}
+    good["object"] = span(1, 2, None)
     bad = {**good, "id": "mnre-train-000008", "object": {"name": "Google", "type": "ORG"}}  # neither span nor box
     with pytest.raises(ValueError, match=r"example 1: object must be .*1: 'mnre-train-000008'"):
         ROCDataCollator(processor, index_column=None)([good, bad])
