@@ -42,7 +42,9 @@ import torch
 from transformers import AutoModel, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from datasets_scripts.ner import Tagger, coarse_type, make_tagger, tag_sentences
+# The module, not its names: `datasets_scripts.ner` imports this package, so when it is the first one imported (as in
+# `python -m datasets_scripts.build`) it is still half-initialised here; its functions are looked up at call time.
+from datasets_scripts import ner as entity_tagging
 
 from .processing_roc import UNKNOWN_TYPE
 
@@ -105,7 +107,7 @@ def relation_type_constraints(labels: Sequence[str], none_label: str) -> dict[st
 def _side_accepts(required: str | None, entity_type: str | None) -> bool:
     if required is None or not entity_type or entity_type == UNKNOWN_TYPE:
         return True  # a `misc` side, or a type the NER did not give: nothing to filter on
-    return coarse_type(entity_type) == required
+    return entity_tagging.coarse_type(entity_type) == required
 
 
 def pair_accepted(
@@ -235,7 +237,7 @@ class TripleExtractor:
         self,
         model,
         processor,
-        ner: "str | Tagger | None" = DEFAULT_NER,
+        ner: "str | entity_tagging.Tagger | None" = DEFAULT_NER,
         min_score: float = 0.0,
         top_k: int | None = None,
         type_filter: bool = True,
@@ -267,7 +269,7 @@ class TripleExtractor:
     def from_pretrained(
         cls,
         model_name_or_path: str,
-        ner: "str | Tagger | None" = DEFAULT_NER,
+        ner: "str | entity_tagging.Tagger | None" = DEFAULT_NER,
         trust_remote_code: bool = False,
         device: str | torch.device | None = None,
         **kwargs,
@@ -279,10 +281,10 @@ class TripleExtractor:
         return cls(model, processor, ner=ner, device=device, **kwargs)
 
     @property
-    def tagger(self) -> Tagger:
+    def tagger(self) -> "entity_tagging.Tagger":
         """The NER backend, created on first use (so posts that carry their entities never load a model)."""
         if self._tagger is None:
-            self._tagger = make_tagger(self._ner or "none")
+            self._tagger = entity_tagging.make_tagger(self._ner or "none")
         return self._tagger
 
     # ------------------------------------------------------------------------------------------------- stages
@@ -309,7 +311,7 @@ class TripleExtractor:
 
         to_tag = [k for k, item in enumerate(normalized) if item is not None and item["entities"] is None]
         if to_tag:
-            tagged, _ = tag_sentences(
+            tagged, _ = entity_tagging.tag_sentences(
                 self.tagger, [normalized[k]["tokens"] for k in to_tag], use_cache=False, progress=False
             )
             for k, entities in zip(to_tag, tagged):
@@ -526,7 +528,7 @@ class ROCTripleExtractionPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
 
-    def __init__(self, *args, ner: "str | Tagger | None" = DEFAULT_NER, **kwargs):
+    def __init__(self, *args, ner: "str | entity_tagging.Tagger | None" = DEFAULT_NER, **kwargs):
         extractor_kwargs = {k: kwargs.pop(k) for k in ("ignored_types", "none_label") if k in kwargs}
         if "pair_batch_size" in kwargs:
             extractor_kwargs["batch_size"] = kwargs.pop("pair_batch_size")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import datasets
 import huggingface_hub
 import pytest
-from fixtures import MNRE_DIR, FakeTagger, mnre_line, write_mnre_fixture
+from fixtures import MNRE_DIR, REPO_ROOT, FakeTagger, mnre_line, write_mnre_fixture
 
 from datasets_scripts import build
 from datasets_scripts.mnre import MNRE_LABELS, MNRE_SHA256, MNRE_URLS, MNREBuilder
@@ -223,6 +223,18 @@ def run_cli(tmp_path, fixture_root, *extra, tagger=None):
     args = ["mnre", "--data_dir", str(fixture_root), "--output_dir", str(tmp_path / "out"), "--no_progress"]
     args += ["--ner_cache_dir", str(tmp_path / "ner"), "--cache_dir", str(tmp_path / "hf"), *extra]
     return build.main(args, tagger=tagger or FakeTagger())
+
+
+def test_build_command_runs_as_documented_in_a_fresh_process(tmp_path, mnre_fixture):
+    """`python -m datasets_scripts.build` imports NER before the model package: no import cycle may break it."""
+    out_dir = tmp_path / "out"
+    command = [sys.executable, "-m", "datasets_scripts.build", "mnre", "--data_dir", str(mnre_fixture["root"])]
+    command += ["--output_dir", str(out_dir), "--ner", "none", "--no_progress", "--cache_dir", str(tmp_path / "hf")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out_dir / "README.md").is_file()
+    assert sorted(p.name for p in (out_dir / "data").iterdir())[0].startswith("test-")
 
 
 def test_cli_writes_a_hub_folder_that_load_dataset_reads(tmp_path, mnre_fixture, capsys):
