@@ -10,7 +10,8 @@ interrupted benchmark goes on where it stopped). Writes `benchmarks/results/abla
 validation metrics, learning curve and Δ micro-F1 against the reference, next to the Δ the paper reports.
 
 `--parallel N` trains N runs at once with `cpu_count // N` threads each: on a small CPU machine two single-threaded
-trainings get more done than one two-threaded training.
+trainings get more done than one two-threaded training. `--reference_seeds 43 44` also trains the reference under
+other seeds and records the spread of its F1: the noise floor that a Δ has to clear before it means anything.
 """
 
 import argparse
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +62,14 @@ def parse_args() -> argparse.Namespace:
         metavar="ABLATION=RUN_DIR",
         help="Collect a finished run instead of training it ('reference' or an ablation name). Repeatable.",
     )
+    parser.add_argument(
+        "--reference_seeds",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SEED",
+        help="Also train the reference with these seeds: the spread of its F1 over seeds is the noise a Δ must clear.",
+    )
     parser.add_argument("--parallel", type=int, default=1, help="Runs trained at once.")
     parser.add_argument("--runs_dir", default=str(REPO_ROOT / "runs" / "ablations"))
     parser.add_argument("--note", default="", help="Free text stored with the result (schedule, machine load).")
@@ -74,16 +84,25 @@ def parse_args() -> argparse.Namespace:
     given = {}
     for item in args.from_run:
         name, sep, run_dir = item.partition("=")
-        if not sep or name not in {"reference", *ABLATIONS}:
-            parser.error(f"--from_run {item!r}: expected reference=RUN_DIR or <ablation>=RUN_DIR")
+        seed_runs = {f"reference_seed{seed}" for seed in args.reference_seeds}
+        if not sep or name not in {"reference", *seed_runs, *ABLATIONS}:
+            parser.error(
+                f"--from_run {item!r}: expected reference=RUN_DIR, reference_seed<SEED>=RUN_DIR for a seed of "
+                "--reference_seeds, or <ablation>=RUN_DIR"
+            )
         given[name] = Path(run_dir)
     args.from_run = given
     return args
 
 
-def run_commands(train_args: list[str], names: list[str], runs_dir: Path) -> dict[str, list[str]]:
-    """train.py arguments of the reference and each ablation; the last --output_dir wins in argparse."""
+def run_commands(
+    train_args: list[str], names: list[str], runs_dir: Path, reference_seeds: list[int]
+) -> dict[str, list[str]]:
+    """train.py arguments of the reference, its reseeded copies and each ablation; the last flag wins in argparse."""
     commands = {"reference": [*train_args, "--output_dir", str(runs_dir / "reference")]}
+    for seed in reference_seeds:
+        name = f"reference_seed{seed}"
+        commands[name] = [*train_args, "--seed", str(seed), "--output_dir", str(runs_dir / name)]
     for name in names:
         commands[name] = [*train_args, *ABLATIONS[name][0], "--output_dir", str(runs_dir / name)]
     return commands
@@ -143,10 +162,25 @@ def collect(run_dir: Path) -> dict:
     }
 
 
+def seed_spread(run_dirs: dict[str, Path], reference: dict, seeds: list[int]) -> dict:
+    """The reference's F1 under each seed: a Δ inside this range is not evidence either way."""
+    base_seed = json.loads((Path(reference["run_dir"]) / "training_args.json").read_text(encoding="utf-8"))["seed"]
+    f1_by_seed = {str(base_seed): reference["metrics"]["f1"]}
+    for seed in seeds:
+        f1_by_seed[str(seed)] = collect(run_dirs[f"reference_seed{seed}"])["metrics"]["f1"]
+    values = list(f1_by_seed.values())
+    return {
+        "f1_by_seed": f1_by_seed,
+        "f1_mean": round(statistics.fmean(values), 2),
+        "f1_std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
+        "f1_range": round(max(values) - min(values), 2),
+    }
+
+
 def main() -> None:
     args = parse_args()
     runs_dir = Path(args.runs_dir) / args.name
-    commands = run_commands(args.train_args, args.only, runs_dir)
+    commands = run_commands(args.train_args, args.only, runs_dir, args.reference_seeds)
     to_train = {name: argv for name, argv in commands.items() if name not in args.from_run}
     started = time.time()
     train_all(to_train, args.parallel)
@@ -177,11 +211,17 @@ def main() -> None:
         "reference": reference,
         "ablations": rows,
     }
+    if args.reference_seeds:
+        record["reference_seeds"] = seed_spread(run_dirs, reference, args.reference_seeds)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"ablations_{args.name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"reference F1 {reference['metrics']['f1']}")
+    if args.reference_seeds:
+        spread = record["reference_seeds"]
+        by_seed = spread["f1_by_seed"]
+        print(f"reference F1 over {len(by_seed)} seeds: {by_seed} (range {spread['f1_range']})")
     for row in rows:
         paper = "n/a" if row["paper_delta_f1"] is None else f"{row['paper_delta_f1']:+.2f}"
         print(f"{row['ablation']:<24} F1 {row['metrics']['f1']:6.2f}  Δ {row['delta_f1']:+6.2f}  paper Δ {paper}")

@@ -58,6 +58,23 @@ def test_each_ablation_adds_its_switch_and_reports_its_delta(reference_args, tmp
     assert (runs / "reference" / "all_results.json").stat().st_mtime_ns == stamp
 
 
+def test_reference_seeds_record_the_noise_floor(reference_args, tmp_path):
+    common = ["--name", "seeds", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    seeds = ["--reference_seeds", "8", "--parallel", "2"]
+    done = _ablations(*common, "--only", "no_fusion", *seeds, "--", *reference_args)
+
+    runs = tmp_path / "runs" / "seeds"
+    assert json.loads((runs / "reference_seed8" / "training_args.json").read_text())["seed"] == 8
+    assert json.loads((runs / "reference" / "training_args.json").read_text())["seed"] == 7
+    record = json.loads((tmp_path / "results" / "ablations_seeds.json").read_text())
+    spread = record["reference_seeds"]
+    assert spread["f1_by_seed"]["7"] == record["reference"]["metrics"]["f1"]
+    f1_seed8 = json.loads((runs / "reference_seed8" / "eval_results.json").read_text())["metrics"]["f1"]
+    assert spread["f1_by_seed"]["8"] == f1_seed8
+    assert spread["f1_range"] == pytest.approx(abs(f1_seed8 - spread["f1_by_seed"]["7"]), abs=0.011)
+    assert "reference F1 over 2 seeds" in done.stdout
+
+
 def test_a_finished_run_can_stand_in_for_the_reference(reference_args, tmp_path):
     common = ["--name", "tiny", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
     _ablations(*common, "--only", "no_fusion", "--", *reference_args)
