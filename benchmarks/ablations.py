@@ -108,11 +108,13 @@ def run_commands(
     return commands
 
 
-def train_all(commands: dict[str, list[str]], parallel: int) -> None:
-    """Train the runs that have no results yet, `parallel` at a time, each with its share of the CPU threads."""
+def train_all(commands: dict[str, list[str]], parallel: int) -> list[str]:
+    """Train the runs that have no results yet, `parallel` at a time, each with its share of the CPU threads.
+    Returns the names of the runs it trained."""
     threads = str(max(1, (os.cpu_count() or 1) // parallel))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     pending = [(name, argv) for name, argv in commands.items() if not _finished(_output_dir(argv))]
+    trained = [name for name, _ in pending]
     running: list[tuple[str, subprocess.Popen, object]] = []
     failed = []
     while pending or running:
@@ -137,6 +139,7 @@ def train_all(commands: dict[str, list[str]], parallel: int) -> None:
                     failed.append(name)
     if failed:
         raise SystemExit(f"training failed for {failed}: see their .log files")
+    return trained
 
 
 def _output_dir(argv: list[str]) -> Path:
@@ -183,7 +186,7 @@ def main() -> None:
     commands = run_commands(args.train_args, args.only, runs_dir, args.reference_seeds)
     to_train = {name: argv for name, argv in commands.items() if name not in args.from_run}
     started = time.time()
-    train_all(to_train, args.parallel)
+    trained_now = train_all(to_train, args.parallel)
 
     run_dirs = {name: args.from_run.get(name, _output_dir(argv)) for name, argv in commands.items()}
     reference = collect(run_dirs["reference"])
@@ -205,7 +208,9 @@ def main() -> None:
         "note": args.note,
         "command": shlex.join(["python", "benchmarks/ablations.py", *sys.argv[1:]]),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {args.parallel} run(s) at a time",
-        "wall_time_s": round(time.time() - started, 1),
+        "wall_time_s": round(time.time() - started, 1),  # of this call: runs finished earlier are only collected
+        "trained_in_this_call": trained_now,
+        "runs_wall_time_s_sum": round(sum(collect(run_dir)["wall_time_s"] for run_dir in run_dirs.values()), 1),
         "dataset": json.loads((run_dirs["reference"] / "all_results.json").read_text(encoding="utf-8"))["dataset"],
         "split": reference["split"],
         "reference": reference,

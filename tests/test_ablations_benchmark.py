@@ -56,6 +56,10 @@ def test_each_ablation_adds_its_switch_and_reports_its_delta(reference_args, tmp
     again = _ablations(*common, "--only", "classification_head", "no_entity_types", "--", *reference_args)
     assert "python train.py" not in again.stdout
     assert (runs / "reference" / "all_results.json").stat().st_mtime_ns == stamp
+    assert record["trained_in_this_call"] == ["reference", "classification_head", "no_entity_types"]
+    collected = json.loads((tmp_path / "results" / "ablations_tiny.json").read_text())
+    assert collected["trained_in_this_call"] == []
+    assert collected["runs_wall_time_s_sum"] == record["runs_wall_time_s_sum"] > 0
 
 
 def test_reference_seeds_record_the_noise_floor(reference_args, tmp_path):
