@@ -82,9 +82,9 @@ def parse_args() -> argparse.Namespace:
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")
     given = {}
+    seed_runs = {f"reference_seed{seed}" for seed in args.reference_seeds}
     for item in args.from_run:
         name, sep, run_dir = item.partition("=")
-        seed_runs = {f"reference_seed{seed}" for seed in args.reference_seeds}
         if not sep or name not in {"reference", *seed_runs, *ABLATIONS}:
             parser.error(
                 f"--from_run {item!r}: expected reference=RUN_DIR, reference_seed<SEED>=RUN_DIR for a seed of "
@@ -165,12 +165,13 @@ def collect(run_dir: Path) -> dict:
     }
 
 
-def seed_spread(run_dirs: dict[str, Path], reference: dict, seeds: list[int]) -> dict:
+def seed_spread(runs: dict[str, dict], seeds: list[int]) -> dict:
     """The reference's F1 under each seed: a Δ inside this range is not evidence either way."""
+    reference = runs["reference"]
     base_seed = json.loads((Path(reference["run_dir"]) / "training_args.json").read_text(encoding="utf-8"))["seed"]
     f1_by_seed = {str(base_seed): reference["metrics"]["f1"]}
     for seed in seeds:
-        f1_by_seed[str(seed)] = collect(run_dirs[f"reference_seed{seed}"])["metrics"]["f1"]
+        f1_by_seed[str(seed)] = runs[f"reference_seed{seed}"]["metrics"]["f1"]
     values = list(f1_by_seed.values())
     return {
         "f1_by_seed": f1_by_seed,
@@ -189,10 +190,11 @@ def main() -> None:
     trained_now = train_all(to_train, args.parallel)
 
     run_dirs = {name: args.from_run.get(name, _output_dir(argv)) for name, argv in commands.items()}
-    reference = collect(run_dirs["reference"])
+    runs = {name: collect(run_dir) for name, run_dir in run_dirs.items()}
+    reference = runs["reference"]
     rows = []
     for name in args.only:
-        run = collect(run_dirs[name])
+        run = runs[name]
         rows.append(
             {
                 "ablation": name,
@@ -210,14 +212,14 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {args.parallel} run(s) at a time",
         "wall_time_s": round(time.time() - started, 1),  # of this call: runs finished earlier are only collected
         "trained_in_this_call": trained_now,
-        "runs_wall_time_s_sum": round(sum(collect(run_dir)["wall_time_s"] for run_dir in run_dirs.values()), 1),
+        "runs_wall_time_s_sum": round(sum(run["wall_time_s"] for run in runs.values()), 1),
         "dataset": json.loads((run_dirs["reference"] / "all_results.json").read_text(encoding="utf-8"))["dataset"],
         "split": reference["split"],
         "reference": reference,
         "ablations": rows,
     }
     if args.reference_seeds:
-        record["reference_seeds"] = seed_spread(run_dirs, reference, args.reference_seeds)
+        record["reference_seeds"] = seed_spread(runs, args.reference_seeds)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"ablations_{args.name}.json"
