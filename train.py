@@ -127,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--group_by_length",
         action="store_true",
         help="Shuffle so that each training batch holds examples of similar token length: less padding (random "
-        "MNRE batches carry 37%% padding tokens, grouped ones 1%%), so faster epochs where compute follows tokens.",
+        "MNRE batches of 32 pad to 1.37x their real tokens, grouped ones to 1.01x), so faster epochs on CPU.",
     )
 
     pre, _ = parser.parse_known_args(argv)
