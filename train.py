@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -425,6 +426,19 @@ def resume(accelerator: Accelerator, args: argparse.Namespace, checkpoints_dir: 
     accelerator.print(f"Resumed from {path}")
 
 
+def rerun_command(argv: list[str] | None, num_processes: int) -> str:
+    """The command that repeats this run from the working directory, for results files and model cards.
+
+    The script path is made relative to the working directory (benchmarks launch train.py by its absolute path) and
+    every argument is quoted, so the string can be pasted into a shell as is.
+    """
+    script = Path(__file__).resolve()
+    if script.is_relative_to(Path.cwd().resolve()):
+        script = script.relative_to(Path.cwd().resolve())
+    launcher = ["python"] if num_processes == 1 else ["accelerate", "launch", "--num_processes", str(num_processes)]
+    return shlex.join([*launcher, script.as_posix(), *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
@@ -551,7 +565,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_epoch": state.best_epoch if args.do_train else None,
         "world_size": accelerator.num_processes,
         "splits": results,
-        "command": " ".join(["python" if accelerator.num_processes == 1 else "accelerate launch", *sys.argv]),
+        "command": rerun_command(argv, accelerator.num_processes),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs"  # no hostname: this file gets published
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "wall_time_s": round(time.time() - started, 1),

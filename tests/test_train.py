@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -81,6 +82,8 @@ def test_training_writes_a_self_contained_run_folder(trained_run):
     assert results["split"] == "test" and set(results["splits"]) == {"validation", "test"}
     assert set(results["metrics"]) == {"accuracy", "precision", "recall", "f1", "num_examples"}
     assert results["metrics"]["num_examples"] == 15 and results["world_size"] == 1
+    command = shlex.split(results["command"])  # re-runnable from the repository, though launched by absolute path
+    assert command[:2] == ["python", "train.py"] and command[command.index("--output_dir") + 1] == str(trained_run)
     curve = json.loads((trained_run / "all_results.json").read_text())["learning_curve"]
     assert [r["epoch"] for r in curve] == [1, 2]
     best = max(curve, key=lambda r: r["validation"]["f1"])
@@ -190,6 +193,7 @@ def test_two_cpu_processes_train_with_ddp_and_evaluate_every_example_once(inputs
         del os.environ["ACCELERATE_USE_CPU"]
     results = json.loads((tmp_path / "eval_results.json").read_text())
     assert results["world_size"] == 2, done.stdout[-2000:]
+    assert results["command"].startswith("accelerate launch --num_processes 2 train.py ")
     for split, size in (("validation", 21), ("test", 15)):  # odd sizes: gather_for_metrics must drop the padding
         lines = (tmp_path / f"predictions_{split}.jsonl").read_text().splitlines()
         assert len(lines) == size == results["splits"][split]["metrics"]["num_examples"]
