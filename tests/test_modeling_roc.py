@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_BANK
+from conftest import TINY_BANK, tiny_bert
 
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCConfig, ROCModel, bank_contrastive_loss, in_batch_contrastive_loss
 from modeling_roc.configuration_roc import resolve_encoder_path
@@ -57,6 +57,24 @@ def test_a_few_steps_drive_the_loss_down(make_model, batch, overrides):
         losses.append(loss.item())
     # in-batch negatives cannot reach 0 here: labels repeat in the batch (false negatives)
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("num_fusion_layers", [1, 2])
+def test_inference_matches_the_full_fusion_computation(make_model, batch, tokenizer, num_fusion_layers):
+    """Inference computes only the marker outputs of the last fusion layer; training runs it whole. Without dropout the
+    two must agree (on a batch with padding and with and without images)."""
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    model = make_model(
+        num_fusion_layers=num_fusion_layers,
+        text_config={**tiny_bert(len(tokenizer)), **no_dropout},
+        relation_config={**tiny_bert(len(tokenizer), hidden_size=24), **no_dropout},
+    )
+    assert batch["attention_mask"].min() == 0, "the batch must contain padding"
+    full = model.train()(**batch)
+    with torch.no_grad():
+        inferred = model.eval()(**batch)
+    assert torch.allclose(inferred.pair_embeds, full.pair_embeds, atol=1e-5)
+    assert torch.equal(inferred.logits.argmax(-1), full.logits.argmax(-1))
 
 
 def test_bank_loss_is_cross_entropy_over_the_bank():
