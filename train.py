@@ -426,16 +426,21 @@ def resume(accelerator: Accelerator, args: argparse.Namespace, checkpoints_dir: 
     accelerator.print(f"Resumed from {path}")
 
 
-def rerun_command(argv: list[str] | None, num_processes: int) -> str:
+def rerun_command(argv: list[str] | None, accelerator: Accelerator) -> str:
     """The command that repeats this run from the working directory, for results files and model cards.
 
     The script path is made relative to the working directory (benchmarks launch train.py by its absolute path) and
-    every argument is quoted, so the string can be pasted into a shell as is.
+    every argument is quoted, so the string can be pasted into a shell as is. Several processes on CPU need
+    `ACCELERATE_USE_CPU=1 ... --multi_gpu`: `accelerate launch --cpu --num_processes N` would start only one.
     """
     script = Path(__file__).resolve()
     if script.is_relative_to(Path.cwd().resolve()):
         script = script.relative_to(Path.cwd().resolve())
-    launcher = ["python"] if num_processes == 1 else ["accelerate", "launch", "--num_processes", str(num_processes)]
+    launcher = ["python"]
+    if accelerator.num_processes > 1:
+        launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(accelerator.num_processes)]
+        if accelerator.device.type == "cpu":
+            launcher = ["ACCELERATE_USE_CPU=1", *launcher]
     return shlex.join([*launcher, script.as_posix(), *(sys.argv[1:] if argv is None else argv)])
 
 
@@ -565,7 +570,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_epoch": state.best_epoch if args.do_train else None,
         "world_size": accelerator.num_processes,
         "splits": results,
-        "command": rerun_command(argv, accelerator.num_processes),
+        "command": rerun_command(argv, accelerator),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs"  # no hostname: this file gets published
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "wall_time_s": round(time.time() - started, 1),

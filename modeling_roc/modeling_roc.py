@@ -407,16 +407,15 @@ class ROCModel(ROCPreTrainedModel):
             # Inference reads only the two marker outputs, so the last fusion layer computes only those. Training runs
             # the full layers: same result, and the dropout draws, hence seeded runs, stay as published.
             pooled = self.fusion(hidden_states, padding_mask, output_positions=markers).flatten(1)
-            return self._activation(self.pair_proj(pooled))
-        if self.fusion is not None:
-            hidden_states = self.fusion(hidden_states, padding_mask)
-        text_states = hidden_states[:, :text_len]
-
-        if markers is not None:
-            rows = torch.arange(len(text_states), device=text_states.device)[:, None]
-            pooled = text_states[rows, markers].flatten(1)  # [H_s; H_o]
         else:
-            pooled = masked_mean(text_states, attention_mask)
+            if self.fusion is not None:
+                hidden_states = self.fusion(hidden_states, padding_mask)
+            text_states = hidden_states[:, :text_len]
+            if markers is not None:
+                rows = torch.arange(len(text_states), device=text_states.device)[:, None]
+                pooled = text_states[rows, markers].flatten(1)  # [H_s; H_o]
+            else:
+                pooled = masked_mean(text_states, attention_mask)
         return self._activation(self.pair_proj(pooled))
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -193,7 +193,8 @@ def test_two_cpu_processes_train_with_ddp_and_evaluate_every_example_once(inputs
         del os.environ["ACCELERATE_USE_CPU"]
     results = json.loads((tmp_path / "eval_results.json").read_text())
     assert results["world_size"] == 2, done.stdout[-2000:]
-    assert results["command"].startswith("accelerate launch --num_processes 2 train.py ")
+    rerun = "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 train.py "  # the README's command
+    assert results["command"].startswith(rerun)
     for split, size in (("validation", 21), ("test", 15)):  # odd sizes: gather_for_metrics must drop the padding
         lines = (tmp_path / f"predictions_{split}.jsonl").read_text().splitlines()
         assert len(lines) == size == results["splits"][split]["metrics"]["num_examples"]
