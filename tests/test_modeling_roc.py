@@ -242,3 +242,28 @@ def test_from_encoders_carries_the_pretrained_minilm_weights():
     word_embeddings = model.text_model.get_input_embeddings().weight
     assert word_embeddings.shape[0] == reference.get_input_embeddings().weight.shape[0] + 4  # the entity markers
     assert torch.equal(word_embeddings[:-4], reference.get_input_embeddings().weight)
+
+
+def test_entity_markers_start_from_distinct_word_embeddings():
+    from transformers import AutoTokenizer
+
+    from modeling_roc.configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
+    model = ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1)
+    embeddings = model.text_model.get_input_embeddings().weight.detach()
+    markers = embeddings[-len(ENTITY_MARKERS) :]  # the markers are the last tokens added
+    for marker, row in zip(ENTITY_MARKERS, markers):
+        word_ids = tokenizer(MARKER_INIT_WORDS[marker], add_special_tokens=False)["input_ids"]
+        assert torch.allclose(row, embeddings[word_ids].mean(0)), marker
+    similarity = F.normalize(markers, dim=-1) @ F.normalize(markers, dim=-1).t()
+    assert similarity[0, 2] < 0.9  # <subj> and <obj> differ from the first step
+
+    # what the option replaces: resizing alone gives every marker the same vector
+    resized = ROCModel.from_encoders(
+        EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1, marker_init="mean"
+    )
+    same = resized.text_model.get_input_embeddings().weight.detach()[-len(ENTITY_MARKERS) :]
+    assert torch.allclose(same[0], same[2], atol=1e-4)
+    with pytest.raises(ValueError, match="marker_init"):
+        ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, marker_init="random")
