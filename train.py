@@ -96,6 +96,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--freeze_relation_encoder", action="store_true", help="Encode the descriptions once with fixed weights."
     )
+    model.add_argument(
+        "--marker_init",
+        default="words",
+        choices=["words", "mean"],
+        help="Initial embeddings of the entity markers: 'words' from the words subject / object (distinct vectors), "
+        "'mean' as transformers' resizing leaves them (all four markers one identical vector).",
+    )
     model.add_argument("--max_length", type=int, default=128, help="Token budget of the marked text.")
     model.add_argument("--relation_max_length", type=int, default=64, help="Token budget of a relation description.")
 
@@ -114,6 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--max_grad_norm", type=float, default=1.0)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="Default: Accelerate's config.")
+    train.add_argument(
+        "--mention_mask_prob",
+        type=float,
+        default=0.0,
+        help="Augmentation: probability that a training entity's words are replaced by the mask token (each entity "
+        "on its own, seeded per example and epoch; markers and type prompts stay), against memorising names.",
+    )
     train.add_argument("--none_weight", type=float, default=1.0, help="Loss weight of examples whose gold is None.")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument(
@@ -168,6 +182,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--use_images needs --vision_encoder (a timm model name)")
     if args.checkpointing_steps != "epoch" and not str(args.checkpointing_steps).isdigit():
         parser.error(f"--checkpointing_steps must be a number or 'epoch', got {args.checkpointing_steps!r}")
+    if not 0.0 <= args.mention_mask_prob <= 1.0:
+        parser.error(f"--mention_mask_prob must be in [0, 1], got {args.mention_mask_prob}")
     if args.none_weight != 1.0 and args.loss_mode == "in_batch":
         parser.error("--none_weight applies to the bank / classification losses, not loss_mode=in_batch")
 
@@ -227,6 +243,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         vision_encoder=args.vision_encoder,
         vision_pretrained=args.vision_pretrained,
         vision_image_size=args.vision_image_size,
+        marker_init=args.marker_init,
         num_fusion_layers=args.num_fusion_layers,
         pair_activation=args.pair_activation,
         pair_embed_dim=args.pair_embed_dim,
@@ -469,12 +486,15 @@ def main(argv: list[str] | None = None) -> dict:
     negative_id = negative_label_id(label_names)
     model, processor = build_model_and_processor(args, label_names)
     collator = ROCDataCollator(processor, use_images=args.use_images)
+    train_collator = ROCDataCollator(
+        processor, use_images=args.use_images, mention_mask_prob=args.mention_mask_prob, seed=args.seed
+    )
 
-    def loader(split, batch_size, shuffle=False):
+    def loader(split, batch_size, train=False):
         # An own generator: creating an iterator then draws its seed from it, not from the global RNG that dropout
         # uses, so a run resumed mid-epoch sees the same dropout masks as an uninterrupted one.
-        sampler = None
-        if shuffle and args.group_by_length:
+        shuffle, sampler = train, None
+        if train and args.group_by_length:
             lengths = token_lengths(splits[split], processor)
             sampler, shuffle = LengthGroupedSampler(lengths, batch_size, seed=args.seed), False
         return DataLoader(
@@ -482,7 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
             batch_size=batch_size,
             shuffle=shuffle,
             sampler=sampler,
-            collate_fn=collator,
+            collate_fn=train_collator if train else collator,
             num_workers=args.dataloader_num_workers,
             generator=torch.Generator().manual_seed(args.seed),
         )
@@ -498,7 +518,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.do_train:
         if args.validation_split not in splits:
             raise ValueError(f"No {args.validation_split!r} split to select the best epoch on ({list(splits)}).")
-        train_loader = loader(args.train_split, args.per_device_train_batch_size, shuffle=True)
+        train_loader = loader(args.train_split, args.per_device_train_batch_size, train=True)
         optimizer = build_optimizer(model, args)
         steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
         total_steps = steps_per_epoch * args.num_train_epochs
@@ -522,6 +542,7 @@ def main(argv: list[str] | None = None) -> dict:
         for epoch in range(state.epoch, args.num_train_epochs):
             state.epoch = epoch
             train_loader.set_epoch(epoch)  # the same shuffling order whether or not the run was resumed
+            train_collator.epoch = epoch  # and the same masked mentions
             epoch_started = time.time()
             train_loss = train_one_epoch(
                 model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress

@@ -204,3 +204,53 @@ def test_the_collator_names_the_dataset_row_of_a_bad_entity(processor):
     bad = {**good, "id": "mnre-train-000008", "object": {"name": "Google", "type": "ORG"}}  # neither span nor box
     with pytest.raises(ValueError, match=r"example 1: object must be .*1: 'mnre-train-000008'"):
         ROCDataCollator(processor, index_column=None)([good, bad])
+
+
+def _engagement_row(index=0):
+    return {
+        "tokens": "Rafael Nadal gets engaged to Mery Perello".split(),
+        "subject": span(0, 2, "PERSON"),
+        "object": span(5, 7, "PERSON"),
+        "relation": 1,
+        "example_index": index,
+    }
+
+
+def test_mention_masking_hides_names_but_keeps_markers_and_types(processor):
+    from modeling_roc.data_collator import ROCDataCollator
+
+    masked = ROCDataCollator(processor, mention_mask_prob=1.0)([_engagement_row()])
+    tokens = _tokens(processor, masked)
+    assert " ".join(tokens[1:-1]) == (
+        "<subj> [MASK] [MASK] [ person ] </subj> gets engaged to <obj> [MASK] [MASK] [ person ] </obj>"
+    )
+    assert tokens[masked["subject_index"][0]] == "<subj>" and tokens[masked["object_index"][0]] == "<obj>"
+
+    plain = ROCDataCollator(processor)([_engagement_row()])
+    assert "[MASK]" not in _tokens(processor, plain) and "rafael" in _tokens(processor, plain)
+
+
+def test_mention_masking_is_fixed_by_seed_epoch_and_row(processor):
+    from modeling_roc.data_collator import ROCDataCollator
+
+    rows = [_engagement_row(i) for i in range(400)]
+
+    def masks(seed=0, epoch=0):
+        collator = ROCDataCollator(processor, mention_mask_prob=0.3, seed=seed, epoch=epoch)
+        return [tuple(word == "[MASK]" for word in collator.mask_mentions(row)) for row in rows]
+
+    first = masks()
+    assert first == masks()  # a new collator (a resumed run, another process) draws the same masks
+    masked_entities = sum(mask[0] + mask[5] for mask in first)
+    assert 0.2 < masked_entities / (2 * len(rows)) < 0.4
+    assert first != masks(epoch=1) and first != masks(seed=1)  # each epoch and seed draws anew
+
+
+def test_mention_masking_rejects_bad_probabilities(processor):
+    from modeling_roc.data_collator import ROCDataCollator
+    from train import parse_args
+
+    with pytest.raises(ValueError, match="mention_mask_prob"):
+        ROCDataCollator(processor, mention_mask_prob=1.5)
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset_name_or_path", "x", "--mention_mask_prob", "-0.1"])
