@@ -19,9 +19,10 @@ logger = logging.get_logger(__name__)
 # Entity position markers added to the text tokenizer as special tokens. Kept fixed (and distinct from RoBERTa's
 # `<s>`/`</s>`) so the processor and the model's resized embeddings always agree.
 ENTITY_MARKERS = ("<subj>", "</subj>", "<obj>", "</obj>")
-# Words whose mean embedding seeds each new marker (`ROCModel.from_encoders(marker_init="words")`): distinct vectors
-# at the scale of real tokens that the pretrained encoder already reads. transformers' mean resizing instead gives all
-# four markers one identical, near-zero vector, so subject and object start indistinguishable at the pooled positions.
+# Words whose mean embedding seeds each new marker with `ROCModel.from_encoders(marker_init="words")`: distinct vectors
+# at the scale of real tokens. transformers' mean resizing (the default) gives all four markers one identical,
+# near-zero vector, so subject and object start indistinguishable at the pooled positions and only training separates
+# them.
 MARKER_INIT_WORDS = {"<subj>": "subject", "</subj>": "end subject", "<obj>": "object", "</obj>": "end object"}
 
 # Encoders that ship inside a PyPI package, usable with no network: name -> (python package, folder in package).

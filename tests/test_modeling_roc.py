@@ -244,13 +244,15 @@ def test_from_encoders_carries_the_pretrained_minilm_weights():
     assert torch.equal(word_embeddings[:-4], reference.get_input_embeddings().weight)
 
 
-def test_entity_markers_start_from_distinct_word_embeddings():
+def test_marker_init_words_starts_the_markers_from_distinct_word_embeddings():
     from transformers import AutoTokenizer
 
     from modeling_roc.configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
-    model = ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1)
+    model = ROCModel.from_encoders(
+        EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1, marker_init="words"
+    )
     embeddings = model.text_model.get_input_embeddings().weight.detach()
     markers = embeddings[-len(ENTITY_MARKERS) :]  # the markers are the last tokens added
     for marker, row in zip(ENTITY_MARKERS, markers):
@@ -259,10 +261,8 @@ def test_entity_markers_start_from_distinct_word_embeddings():
     similarity = F.normalize(markers, dim=-1) @ F.normalize(markers, dim=-1).t()
     assert similarity[0, 2] < 0.9  # <subj> and <obj> differ from the first step
 
-    # what the option replaces: resizing alone gives every marker the same vector
-    resized = ROCModel.from_encoders(
-        EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1, marker_init="mean"
-    )
+    # the default, as transformers' resizing leaves them: every marker the same vector
+    resized = ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1)
     same = resized.text_model.get_input_embeddings().weight.detach()[-len(ENTITY_MARKERS) :]
     assert torch.allclose(same[0], same[2], atol=1e-4)
     with pytest.raises(ValueError, match="marker_init"):
