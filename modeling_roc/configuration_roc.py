@@ -47,7 +47,7 @@ HeadType = Literal["retrieval", "classification"]
 EntityPooling = Literal["marker", "mean"]
 RelationSource = Literal["description", "label_name", "learned"]
 PairActivation = Literal["sigmoid", "tanh", "gelu", "identity"]
-MarkerInit = Literal["words", "mean"]
+MarkerInit = Literal["mean", "words"]
 
 _CHOICES = {
     "loss_mode": ("bank", "in_batch"),

@@ -247,6 +247,8 @@ class ROCModel(ROCPreTrainedModel):
                 first step; on MNRE it learns faster in the first epoch and ends no better (README, Results).
             config_kwargs: any other `ROCConfig` field (`num_fusion_layers`, `loss_mode`, ...).
         """
+        if marker_init not in ("mean", "words"):
+            raise ValueError(f"`marker_init` must be 'mean' or 'words', got {marker_init!r}.")
         text_path = resolve_encoder_path(text_encoder)
         relation_path = resolve_encoder_path(relation_encoder or text_encoder)
         tokenizer = AutoTokenizer.from_pretrained(text_path)
@@ -261,8 +263,6 @@ class ROCModel(ROCPreTrainedModel):
         model = cls(config)
         text_weights = AutoModel.from_pretrained(text_path).state_dict()
         model.text_model.load_state_dict(text_weights, strict=False)  # strict=False: the unused pooler
-        if marker_init not in ("words", "mean"):
-            raise ValueError(f"`marker_init` must be 'words' or 'mean', got {marker_init!r}.")
         model.text_model.resize_token_embeddings(len(tokenizer))
         if marker_init == "words":
             init_marker_embeddings(model.text_model, tokenizer)
