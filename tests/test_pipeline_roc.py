@@ -72,7 +72,7 @@ def test_pipeline_names_the_missing_keys(pipe):
         pipe({"text": "Bob works for Google"})
 
 
-def test_remote_code_round_trip_offline_gives_identical_logits(pipe, tmp_path):
+def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
     from PIL import Image
 
     folder = tmp_path / "roc-tiny"
@@ -104,7 +104,9 @@ def test_remote_code_round_trip_offline_gives_identical_logits(pipe, tmp_path):
     assert reloaded["config_class"] == "ROCConfig"
     assert reloaded["model_module"].startswith("transformers_modules.")
     assert reloaded["labels"] == list(TINY_BANK)
-    assert torch.equal(torch.tensor(reloaded["logits"]), expected)
+    # Same weights and code: equal up to float32 rounding. Two processes running multithreaded CPU kernels may differ
+    # in the last bit (4.8e-7 on logits near 4 with 2 threads, transformers 5.24); a wrong load differs by far more.
+    torch.testing.assert_close(torch.tensor(reloaded["logits"]), expected, rtol=1e-5, atol=1e-5)
     in_process = pipe(EXAMPLE, top_k=2)
     assert [r["relation"] for r in reloaded["pipeline"]] == [r["relation"] for r in in_process]
     assert [r["score"] for r in reloaded["pipeline"]] == pytest.approx([r["score"] for r in in_process], abs=1e-6)
