@@ -7,7 +7,7 @@ Importing the package registers the classes with the Auto* factories (for this p
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from .configuration_roc import EMBEDDED_ENCODERS, ENTITY_MARKERS, ROCConfig, resolve_encoder_path
-from .modeling_roc import ROCModel, ROCOutput, bank_contrastive_loss, in_batch_contrastive_loss
+from .modeling_roc import ROCModel, ROCOutput, bank_contrastive_loss, in_batch_contrastive_loss, quantize_int8
 from .pipeline_roc import TASK, ROCRelationExtractionPipeline
 from .processing_roc import DEFAULT_TYPE_WORDS, UNKNOWN_TYPE, ROCProcessor
 
@@ -41,5 +41,6 @@ __all__ = [
     "UNKNOWN_TYPE",
     "bank_contrastive_loss",
     "in_batch_contrastive_loss",
+    "quantize_int8",
     "resolve_encoder_path",
 ]

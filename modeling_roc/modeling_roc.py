@@ -104,6 +104,22 @@ def _build_encoder(config) -> nn.Module:
         return AutoModel.from_config(config)
 
 
+def _saved_scalar_logit_scale(path, subfolder: str, hub_kwargs: dict) -> torch.Tensor | None:
+    """The 0-d `logit_scale` of a checkpoint saved by an earlier version, or None if it has no such tensor."""
+    from safetensors import safe_open
+    from transformers.utils import cached_file
+
+    try:
+        weights = cached_file(path, "model.safetensors", subfolder=subfolder, **hub_kwargs)
+    except OSError:
+        return None
+    with safe_open(weights, framework="pt") as f:
+        if "logit_scale" not in f.keys():
+            return None
+        tensor = f.get_tensor("logit_scale")
+    return tensor if tensor.dim() == 0 else None
+
+
 class ROCFusionEncoder(nn.Module):
     """N Transformer encoder layers over the concatenated [text tokens; image tokens]."""
 
@@ -131,12 +147,17 @@ class ROCFusionEncoder(nn.Module):
         the last layer computes nothing else: its queries and feed-forward run on k tokens instead of all of them,
         which is most of a fusion layer's cost when only the two entity markers are read.
         """
-        layers = self.layers if output_positions is None else self.layers[:-1]
-        for layer in layers:
+        # Only a plain layer's sub-modules may be called directly: a sharded one (FSDP wraps it, FSDP2 swaps its
+        # class) gathers its parameters in its own forward alone, so it runs whole and the positions are read after.
+        fast = output_positions is not None and type(self.layers[-1]) is nn.TransformerEncoderLayer
+        for layer in self.layers[:-1] if fast else self.layers:
             hidden_states = layer(hidden_states, src_key_padding_mask=padding_mask)
+        if fast:
+            return _post_norm_layer_at(self.layers[-1], hidden_states, padding_mask, output_positions)
         if output_positions is None:
             return hidden_states
-        return _post_norm_layer_at(self.layers[-1], hidden_states, padding_mask, output_positions)
+        rows = torch.arange(len(hidden_states), device=hidden_states.device)[:, None]
+        return hidden_states[rows, output_positions]
 
 
 def _post_norm_layer_at(
@@ -206,7 +227,8 @@ class ROCModel(ROCPreTrainedModel):
                 if config.relation_config.hidden_size != config.pair_embed_dim:
                     self.relation_proj = nn.Linear(config.relation_config.hidden_size, config.pair_embed_dim)
             if config.learnable_temperature:
-                self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.retrieval_temperature)))
+                # shape (1,), not (): FSDP2 cannot shard a 0-d parameter
+                self.logit_scale = nn.Parameter(torch.full((1,), math.log(1.0 / config.retrieval_temperature)))
 
         self.relation_tokenizer = None
         self._relation_inputs = None  # tokenized bank, rebuilt only when the bank changes
@@ -277,15 +299,42 @@ class ROCModel(ROCPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, plus the relation tokenizer saved in `relation_tokenizer/`."""
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        """`PreTrainedModel.from_pretrained`, plus the relation tokenizer saved in `relation_tokenizer/`.
+
+        Folders saved before `logit_scale` became shape `(1,)` (a 0-d parameter cannot be sharded by FSDP2) load
+        too: their scalar is read from the checkpoint and nothing else may differ.
+        """
+        hub_kwargs = {
+            k: kwargs[k]
+            for k in ("cache_dir", "revision", "token", "local_files_only", "force_download")
+            if k in kwargs
+        }
+        try:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except RuntimeError as err:
+            if "ignore_mismatched_sizes" not in str(err) or kwargs.get("ignore_mismatched_sizes"):
+                raise
+            scalar = _saved_scalar_logit_scale(pretrained_model_name_or_path, kwargs.get("subfolder", ""), hub_kwargs)
+            if scalar is None:
+                raise
+            verbosity = logging.get_verbosity()
+            logging.set_verbosity_error()  # the expected mismatch report would read like a failure
+            try:
+                loaded, info = super().from_pretrained(
+                    pretrained_model_name_or_path,
+                    *model_args,
+                    **{**kwargs, "ignore_mismatched_sizes": True, "output_loading_info": True},
+                )
+            finally:
+                logging.set_verbosity(verbosity)
+            if [key for key, *_ in info["mismatched_keys"]] != ["logit_scale"]:
+                raise
+            with torch.no_grad():
+                loaded.logit_scale.copy_(scalar.reshape(1))
+            if kwargs.get("output_loading_info"):
+                loaded = (loaded, {**info, "mismatched_keys": []})
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         if model.relation_model is not None:
-            hub_kwargs = {
-                k: kwargs[k]
-                for k in ("cache_dir", "revision", "token", "local_files_only", "force_download")
-                if k in kwargs
-            }
             subfolder = "/".join(p for p in (kwargs.get("subfolder", ""), RELATION_TOKENIZER_DIR) if p)
             try:
                 model.relation_tokenizer = AutoTokenizer.from_pretrained(
@@ -299,7 +348,18 @@ class ROCModel(ROCPreTrainedModel):
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the relation tokenizer, so the folder is self-contained."""
+        """`PreTrainedModel.save_pretrained`, plus the relation tokenizer and the pair-level pipeline.
+
+        The pipeline is registered in `config.json` and its file copied by every save path (this one, `push_to_hub`,
+        `Trainer.save_model`, a training script's sharded save), so any saved folder loads with
+        `pipeline(model=folder, trust_remote_code=True)`, not only one saved through the pipeline object.
+        """
+        # relative import: it also makes `save_pretrained` copy pipeline_roc.py beside this file
+        from .pipeline_roc import TASK, ROCRelationExtractionPipeline
+
+        self.config.custom_pipelines = {
+            TASK: {"impl": f"pipeline_roc.{ROCRelationExtractionPipeline.__name__}", "pt": ["AutoModel"]}
+        }
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.relation_tokenizer is not None and kwargs.get("is_main_process", True):
             self.relation_tokenizer.save_pretrained(os.path.join(save_directory, RELATION_TOKENIZER_DIR))
@@ -321,6 +381,12 @@ class ROCModel(ROCPreTrainedModel):
         """
         if not relation_bank:
             raise ValueError("`relation_bank` must map at least one label to a description.")
+        for label, description in relation_bank.items():
+            if not isinstance(description, str) or not description.strip():
+                raise ValueError(
+                    f"relation {label!r}: the description must be a non-empty string, got {description!r} (the model "
+                    "retrieves relations by their description; an empty one matches nothing in particular)."
+                )
         if self.relation_model is None and list(relation_bank) != self.relation_labels:
             raise ValueError(
                 f"This model (head={self.config.head!r}, relation_source={self.config.relation_source!r}) has a "
@@ -454,7 +520,7 @@ class ROCModel(ROCPreTrainedModel):
     def get_logit_scale(self) -> torch.Tensor:
         if self.logit_scale is None:
             return torch.tensor(1.0 / self.config.retrieval_temperature, device=self.device)
-        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp().squeeze(0)  # shape ()
 
     # --------------------------------------------------------------------------------------------------- forward
     def forward(
@@ -496,4 +562,34 @@ class ROCModel(ROCPreTrainedModel):
         return output
 
 
-__all__ = ["ROCModel", "ROCOutput", "ROCPreTrainedModel", "bank_contrastive_loss", "in_batch_contrastive_loss"]
+def quantize_int8(model: ROCModel) -> ROCModel:
+    """A copy of `model` for CPU inference with int8 dynamic quantization of its `nn.Linear` layers.
+
+    Weights are stored as int8 and activations quantized per batch at run time (`torch.ao.quantization.
+    quantize_dynamic`): the encoders' attention projections and feed-forward layers, the fusion layers' feed-forward
+    and the pair head; embeddings, norms and the fusion attention's fused projection stay float32. The result is in
+    eval mode and cannot be trained or moved to a GPU. Speed and F1 against float32 are measured in
+    `benchmarks/results/quantization_*.json`.
+    """
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    if model.device.type != "cpu":
+        raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}.")
+    with warnings.catch_warnings():
+        # torch marks the eager-mode API deprecated in favour of torchao, which is not a dependency here
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
+        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
+    return quantized.eval()
+
+
+__all__ = [
+    "ROCModel",
+    "ROCOutput",
+    "ROCPreTrainedModel",
+    "bank_contrastive_loss",
+    "in_batch_contrastive_loss",
+    "quantize_int8",
+]

@@ -267,3 +267,25 @@ def test_marker_init_words_starts_the_markers_from_distinct_word_embeddings():
     assert torch.allclose(same[0], same[2], atol=1e-4)
     with pytest.raises(ValueError, match="marker_init"):
         ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, marker_init="random")
+
+
+@pytest.mark.parametrize("description", ["", "   ", None, 3, ["a list"]])
+def test_set_relation_bank_refuses_a_description_that_is_not_text(make_model, description):
+    model = make_model()
+    with pytest.raises(ValueError, match="relation '/per/per/couple': the description must be a non-empty string"):
+        model.set_relation_bank({**TINY_BANK, "/per/per/couple": description})
+    assert model.config.relation_bank == TINY_BANK, "a refused bank leaves the model's bank as it was"
+
+
+def test_a_checkpoint_saved_with_a_scalar_logit_scale_still_loads(make_model, tmp_path):
+    """logit_scale became shape (1,) for FSDP2; folders saved before keep loading, with their temperature."""
+    from safetensors.torch import load_file, save_file
+
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["logit_scale"] = weights["logit_scale"].reshape(()) + 0.5  # as saved by an earlier version
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    reloaded = ROCModel.from_pretrained(tmp_path)
+    assert reloaded.logit_scale.shape == (1,)
+    assert torch.allclose(reloaded.logit_scale, model.logit_scale + 0.5)
