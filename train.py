@@ -9,16 +9,20 @@ train.py ...` (plain `--cpu --num_processes 2` starts only one process in accele
     python train.py --do_eval --model_name_or_path runs/mnre-minilm --dataset_name_or_path data/mnre --eval_split test
 
 A run folder ends up holding the best epoch's model (selected on validation micro-F1; `save_pretrained` with remote
-code and the relation bank), `eval_results.json`, `all_results.json` (learning curve), `training_args.json`, and per
-evaluated split `predictions_<split>.jsonl`, `per_relation_<split>.md` and `confusion_matrix_<split>.png`.
+code and the relation bank), `eval_results.json`, `all_results.json` (learning curve), `training_args.json`,
+`log_history.jsonl` (loss and both learning rates every `--logging_steps` optimizer steps), and per evaluated split
+`predictions_<split>.jsonl`, `per_relation_<split>.md` and `confusion_matrix_<split>.png`. The recorded settings are
+the effective ones (`accelerator.state`: mixed precision, distributed type, processes), whatever set them.
 """
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,14 +33,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
-from safetensors.torch import load_file
+from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
-from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor, ROCRelationExtractionPipeline
+from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor
 from modeling_roc.data_collator import ROCDataCollator, with_row_index
 from modeling_roc.length_grouped_sampler import LengthGroupedSampler
 from modeling_roc.reporting import (
@@ -54,6 +57,45 @@ NONE_LABELS = ("None", "none", "NA", "no_relation")
 # Parameters of these sub-modules are pretrained encoders; everything else (fusion, pair head, projections, τ, label
 # embeddings, classifier) starts from scratch and gets `--head_learning_rate`.
 ENCODER_PREFIXES = ("text_model.", "relation_model.", "vision_model.")
+# Files a training run writes into its folder (besides checkpoints/); --overwrite_output_dir removes exactly these, so
+# a new run never sits beside an older run's weights or results.
+RUN_FILE_PATTERNS = (
+    "config.json",
+    "model.safetensors",
+    "configuration_roc.py",
+    "modeling_roc.py",
+    "processing_roc.py",
+    "pipeline_roc.py",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "eval_results.json",
+    "all_results.json",
+    "training_args.json",
+    "log_history.jsonl",
+    "predictions_*.jsonl",
+    "per_relation_*.md",
+    "per_relation_*.json",
+    "confusion_matrix_*.png",
+)
+RUN_DIRS = ("checkpoints", "relation_tokenizer")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--num_train_epochs 0` would silently rewrite a run's results)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,8 +113,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--test_split", default="test", help="Evaluated with the best model whenever the dataset has it."
     )
     data.add_argument("--relation_bank", default="mnre", help="Built-in bank name or JSON file {label: description}.")
-    data.add_argument("--max_train_samples", type=int, help="Keep the first N training examples (quick runs).")
-    data.add_argument("--max_eval_samples", type=int, help="Keep the first N examples of each evaluated split.")
+    data.add_argument(
+        "--max_train_samples", type=positive_int, help="Keep the first N training examples (quick runs)."
+    )
+    data.add_argument(
+        "--max_eval_samples", type=positive_int, help="Keep the first N examples of each evaluated split."
+    )
     data.add_argument("--use_images", action="store_true", help="Feed images (needs --vision_encoder).")
 
     model = parser.add_argument_group("model")
@@ -82,7 +128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--vision_encoder", help="timm model name (e.g. vit_base_patch32_384); none: text only.")
     model.add_argument("--vision_pretrained", action="store_true", help="Download timm's pretrained weights.")
     model.add_argument("--vision_image_size", type=int, help="Override the timm model's input size.")
-    model.add_argument("--num_fusion_layers", type=int, default=3, help="Transformer layers over [text; image].")
+    model.add_argument(
+        "--num_fusion_layers", type=non_negative_int, default=3, help="Transformer layers over [text; image]."
+    )
     model.add_argument("--pair_activation", default="sigmoid", choices=["sigmoid", "tanh", "gelu", "identity"])
     model.add_argument("--pair_embed_dim", type=int, help="Width of H_E (default: relation encoder width).")
     model.add_argument("--temperature", type=float, default=0.05, help="τ (initial value when learnable).")
@@ -112,16 +160,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--do_train", action="store_true", help="Train (the default unless only --do_eval is given).")
     train.add_argument("--do_eval", action="store_true", help="Alone: evaluate --model_name_or_path on --eval_split.")
     train.add_argument("--eval_split", default="validation", help="Split of the evaluation-only mode.")
-    train.add_argument("--num_train_epochs", type=int, default=3)
-    train.add_argument("--per_device_train_batch_size", type=int, default=32)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
+    train.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="Train into a non-empty --output_dir by first removing the files of the run there (weights, results, "
+        "checkpoints/); without it, or --resume_from_checkpoint, a non-empty folder is refused.",
+    )
+    train.add_argument("--num_train_epochs", type=positive_int, default=3, help="Passes over the training split.")
+    train.add_argument("--per_device_train_batch_size", type=positive_int, default=32, help="Batch size per process.")
+    train.add_argument("--per_device_eval_batch_size", type=positive_int, default=64, help="Batch size per process.")
     train.add_argument("--learning_rate", type=float, default=5e-5, help="Learning rate of the pretrained encoders.")
     train.add_argument("--head_learning_rate", type=float, default=1e-3, help="Learning rate of the new layers.")
     train.add_argument("--weight_decay", type=float, default=0.01)
     train.add_argument("--warmup_ratio", type=float, default=0.1, help="Fraction of steps of linear warmup.")
     train.add_argument("--max_grad_norm", type=float, default=1.0)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="Default: Accelerate's config.")
+    train.add_argument("--gradient_accumulation_steps", type=positive_int, default=1, help="Batches per update.")
+    train.add_argument(
+        "--mixed_precision",
+        choices=["no", "fp16", "bf16"],
+        help="Default: Accelerate's config. fp16 needs a GPU (on CPU Accelerate would silently run fp32): refused.",
+    )
     train.add_argument(
         "--mention_mask_prob",
         type=float,
@@ -134,11 +192,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--checkpointing_steps", help="Save state every N optimizer steps, or 'epoch'.", default="epoch"
     )
-    train.add_argument("--checkpoints_total_limit", type=int, default=2, help="Checkpoints kept in checkpoints/.")
+    train.add_argument(
+        "--checkpoints_total_limit",
+        type=positive_int,
+        default=2,
+        help="Complete checkpoints kept in checkpoints/ (older ones are removed only after a newer one is complete).",
+    )
     train.add_argument("--resume_from_checkpoint", help="A checkpoint folder, or 'latest' in --output_dir.")
-    train.add_argument("--logging_steps", type=int, default=50, help="Log loss / lr / τ every N optimizer steps.")
+    train.add_argument(
+        "--logging_steps", type=positive_int, default=50, help="Log loss / lr / τ every N optimizer steps."
+    )
+    train.add_argument(
+        "--log_level", default="info", choices=["debug", "info", "warning", "error"], help="Main process log level."
+    )
     train.add_argument("--report_to", default="none", help="Accelerate trackers: tensorboard, wandb, all, none...")
-    train.add_argument("--dataloader_num_workers", type=int, default=0)
+    train.add_argument("--dataloader_num_workers", type=non_negative_int, default=0, help="DataLoader workers.")
     train.add_argument(
         "--group_by_length",
         action="store_true",
@@ -162,11 +230,33 @@ def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
         values = yaml.safe_load(text) or {}
     else:
         values = json.loads(text)
-    known = {action.dest for action in parser._actions}
-    unknown = sorted(set(values) - known)
+    if not isinstance(values, dict):
+        parser.error(f"{path}: expected a mapping of flag names to values, got {type(values).__name__}")
+    actions = {action.dest: action for action in parser._actions}
+    unknown = sorted(set(values) - set(actions))
     if unknown:
         parser.error(f"{path}: unknown keys {unknown} (every key must be a flag name of train.py)")
-    return values
+    return {key: _config_value(path, actions[key], value, parser) for key, value in values.items()}
+
+
+def _config_value(path: str, action: argparse.Action, value, parser: argparse.ArgumentParser):
+    """A config file's value checked exactly as the same flag on the command line (type, choices, on/off flags)."""
+    if value is None:
+        return action.default
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):  # "false" (a string) is not False
+            parser.error(f"{path}: {action.dest} is an on/off flag: true or false, got {value!r}")
+        return value
+    if isinstance(value, (dict, list)):
+        parser.error(f"{path}: {action.dest} takes one value, got {value!r}")
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        converted = action.type(text) if action.type else text
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
+        parser.error(f"{path}: {action.dest}: invalid value {value!r} ({err})")
+    if action.choices is not None and converted not in action.choices:
+        parser.error(f"{path}: {action.dest}: invalid choice {value!r} (choose from {', '.join(action.choices)})")
+    return converted
 
 
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -181,12 +271,55 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         args.output_dir = str(Path(args.model_name_or_path) / f"eval_{args.eval_split}")
     if args.use_images and not (args.vision_encoder or args.model_name_or_path):
         parser.error("--use_images needs --vision_encoder (a timm model name)")
-    if args.checkpointing_steps != "epoch" and not str(args.checkpointing_steps).isdigit():
-        parser.error(f"--checkpointing_steps must be a number or 'epoch', got {args.checkpointing_steps!r}")
+    if args.checkpointing_steps != "epoch" and not (
+        str(args.checkpointing_steps).isdigit() and int(args.checkpointing_steps) >= 1
+    ):
+        parser.error(f"--checkpointing_steps must be a number >= 1 or 'epoch', got {args.checkpointing_steps!r}")
+    for name in ("learning_rate", "head_learning_rate", "temperature"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
+    if not 0.0 <= args.warmup_ratio < 1.0:
+        parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
     if not 0.0 <= args.mention_mask_prob <= 1.0:
         parser.error(f"--mention_mask_prob must be in [0, 1], got {args.mention_mask_prob}")
     if args.none_weight != 1.0 and args.loss_mode == "in_batch":
         parser.error("--none_weight applies to the bank / classification losses, not loss_mode=in_batch")
+    if args.do_train:
+        _check_output_dir(args, parser)
+
+
+def _check_output_dir(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A training run writes into an empty folder, or resumes the run there, or replaces that run when told to."""
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        parser.error(f"--output_dir {output_dir} is a file, not a folder")
+    if args.resume_from_checkpoint or not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not args.overwrite_output_dir:
+        parser.error(
+            f"--output_dir {output_dir} is not empty: pass --resume_from_checkpoint latest to continue the run there, "
+            "--overwrite_output_dir to replace it, or another folder"
+        )
+    if not (output_dir / "training_args.json").is_file():
+        parser.error(
+            f"--overwrite_output_dir: {output_dir} holds no training_args.json, so it is not a run folder of "
+            "train.py; nothing there is removed. Pick an empty folder."
+        )
+
+
+def remove_previous_run(output_dir: Path) -> list[str]:
+    """Delete the files of an earlier run in `output_dir` (RUN_FILE_PATTERNS, RUN_DIRS), nothing else."""
+    removed = []
+    for pattern in RUN_FILE_PATTERNS:
+        for path in output_dir.glob(pattern):
+            if path.is_file():
+                path.unlink()
+                removed.append(path.name)
+    for name in RUN_DIRS:
+        if (output_dir / name).is_dir():
+            shutil.rmtree(output_dir / name)
+            removed.append(name + "/")
+    return sorted(removed)
 
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -280,6 +413,7 @@ def build_optimizer(model: ROCModel, args: argparse.Namespace) -> torch.optim.Op
     return torch.optim.AdamW(
         [
             {
+                "name": "encoders" if encoder else "head",  # the key of this group's rate in log_history.jsonl
                 "params": params,
                 "lr": args.learning_rate if encoder else args.head_learning_rate,
                 "weight_decay": args.weight_decay if decay else 0.0,
@@ -293,13 +427,14 @@ def build_optimizer(model: ROCModel, args: argparse.Namespace) -> torch.optim.Op
 class TrainingState:
     """What a resumed run needs beyond model/optimizer/scheduler/RNG: where it stopped and what it has seen."""
 
-    def __init__(self):
+    def __init__(self, temperature: float):
         self.epoch = 0  # epoch in progress
         self.batches_done = 0  # batches of that epoch already trained on
         self.epoch_loss_sum = 0.0  # this process's summed loss over those batches
         self.global_step = 0  # optimizer steps
         self.best_f1 = -1.0
         self.best_epoch = -1
+        self.temperature = temperature  # τ of the latest training step
         self.history: list[dict] = []
 
     def state_dict(self) -> dict:
@@ -326,7 +461,7 @@ def evaluate_split(model, dataloader, accelerator: Accelerator, negative_id: int
     for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         index = batch.pop("example_index")
         labels = batch.pop("labels")
-        with torch.no_grad():
+        with torch.no_grad(), accelerator.autocast():  # autocast: the reloaded best model is not `prepare`d
             logits = model(**batch).logits
         score, prediction = logits.float().softmax(-1).max(-1)
         index, prediction, labels, score = accelerator.gather_for_metrics((index, prediction, labels, score))
@@ -370,7 +505,12 @@ def write_split_report(result: dict, split, split_name: str, label_names: list[s
 
 
 # ------------------------------------------------------------------------------------------------------- training
-def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, state, negative_id, progress):
+def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The rate of each named parameter group (`encoders`, `head`), as the optimizer will apply it next."""
+    return {group["name"]: group["lr"] for group in optimizer.param_groups}
+
+
+def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log):
     model.train()
     checkpoint_every = None if args.checkpointing_steps == "epoch" else int(args.checkpointing_steps)
     loader = dataloader
@@ -385,88 +525,215 @@ def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, 
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
-            scheduler.step()
             optimizer.zero_grad()
         state.epoch_loss_sum += loss.item()
         state.batches_done += 1
+        if outputs.logit_scale is not None:  # read from the forward pass: sharded parameters are whole only there
+            state.temperature = 1.0 / outputs.logit_scale.item()
         if not accelerator.sync_gradients:
             continue
+        rates = learning_rates(optimizer)  # the rates this optimizer step used
+        if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: no update, so the schedule waits too
+            # One schedule step per optimizer step, sized in optimizer steps (see `main`): the same rates for any
+            # number of processes.
+            scheduler.step()
         state.global_step += 1
         progress.update(1)
         if state.global_step % args.logging_steps == 0:
-            logs = {
-                "train/loss": loss.item(),
-                "train/lr_encoders": scheduler.get_last_lr()[0],
-                "train/temperature": 1.0 / accelerator.unwrap_model(model).get_logit_scale().item(),
+            record = {
+                "step": state.global_step,
+                "epoch": state.epoch + state.batches_done / len(dataloader),
+                "loss": loss.item(),
+                "learning_rate": rates,
+                "temperature": state.temperature,
             }
-            progress.set_postfix(loss=f"{logs['train/loss']:.4f}", tau=f"{logs['train/temperature']:.4f}")
-            accelerator.log(logs, step=state.global_step)
+            log(record)
+            progress.set_postfix(loss=f"{record['loss']:.4f}", tau=f"{state.temperature:.4f}")
         # the last batch's checkpoint is the epoch-end one, written after validation and the best-model save
         ends_epoch = state.batches_done == len(dataloader)
         if checkpoint_every and state.global_step % checkpoint_every == 0 and not ends_epoch:
-            save_checkpoint(accelerator, state)
+            save_checkpoint(accelerator, state, args.checkpoints_total_limit)
     local_mean = torch.tensor(state.epoch_loss_sum / max(state.batches_done, 1), device=accelerator.device)
     return accelerator.reduce(local_mean, reduction="mean").item()
 
 
-def save_model(model, processor, accelerator: Accelerator, output_dir: Path) -> None:
+def save_model(model, processor: ROCProcessor, accelerator: Accelerator, output_dir: Path) -> None:
+    """The best model so far, as a self-contained folder (weights, remote code, pipeline, processor, bank).
+
+    `get_state_dict` is called on every process: under FSDP or DeepSpeed ZeRO-3 it gathers the sharded parameters
+    into one full state dict (on the main process), which `save_pretrained` then writes.
+    """
     accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)
+    accelerator.unwrap_model(model).save_pretrained(
+        output_dir,
+        state_dict=state_dict,
+        is_main_process=accelerator.is_main_process,
+        save_function=accelerator.save,
+        safe_serialization=True,
+    )
     if accelerator.is_main_process:
-        pipe = ROCRelationExtractionPipeline(model=unwrapped, processor=processor, device=-1)
-        pipe.save_pretrained(output_dir, safe_serialization=True)
+        processor.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
 
 
 COMPLETE_MARKER = "training_state.json"
 
 
-def save_checkpoint(accelerator: Accelerator, state: TrainingState) -> None:
-    """`save_state`, then a marker written last: a checkpoint killed half-way has none and is never resumed from."""
+def checkpoint_index(path: Path) -> int:
+    return int(path.name.split("_")[-1])
+
+
+def complete_checkpoints(checkpoints_dir: Path) -> list[Path]:
+    """Checkpoints whose marker was written (their save finished), oldest first."""
+    found = [p for p in checkpoints_dir.glob("checkpoint_*") if (p / COMPLETE_MARKER).is_file()]
+    return sorted(found, key=checkpoint_index)
+
+
+def save_checkpoint(accelerator: Accelerator, state: TrainingState, total_limit: int) -> None:
+    """`save_state`, then a marker written last; only then are older checkpoints removed.
+
+    A save killed half-way leaves a folder without a marker: it is never resumed from, and it can never cost a
+    complete checkpoint (Accelerate's own `total_limit` would delete the oldest folder *before* saving, counting the
+    broken one, and then fail on the name the broken one holds). So the numbering always moves past every existing
+    folder, and the clean-up keeps the newest `total_limit` complete checkpoints.
+    """
+    checkpoints_dir = Path(accelerator.project_dir) / "checkpoints"
+    existing = [checkpoint_index(p) for p in checkpoints_dir.glob("checkpoint_*")]
+    accelerator.project_configuration.iteration = max([accelerator.project_configuration.iteration - 1, *existing]) + 1
     path = Path(accelerator.save_state())
     if accelerator.is_main_process:
         (path / COMPLETE_MARKER).write_text(json.dumps(state.state_dict(), indent=2), encoding="utf-8")
+        complete = complete_checkpoints(checkpoints_dir)
+        keep = set(complete[-total_limit:])
+        for old in checkpoints_dir.glob("checkpoint_*"):
+            if old not in keep and checkpoint_index(old) < checkpoint_index(path):
+                shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
-def resume(accelerator: Accelerator, args: argparse.Namespace, checkpoints_dir: Path) -> None:
-    path = Path(args.resume_from_checkpoint)
+def resume(accelerator: Accelerator, args: argparse.Namespace, state: TrainingState, checkpoints_dir: Path) -> None:
+    """Restore model, optimizer, schedule, sampler and RNG (`load_state`) and this run's `TrainingState`.
+
+    The training state is read from the checkpoint's JSON marker, never unpickled. With `latest`, a checkpoint that
+    fails to load (a truncated file, say) is named and the previous complete one is tried.
+    """
     if args.resume_from_checkpoint == "latest":
-        complete = [p for p in checkpoints_dir.glob("checkpoint_*") if (p / COMPLETE_MARKER).is_file()]
-        if not complete:
+        candidates = complete_checkpoints(checkpoints_dir)[::-1]
+        if not candidates:
             raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint in {checkpoints_dir}")
-        path = max(complete, key=lambda p: int(p.name.split("_")[-1]))
-    if not (path / COMPLETE_MARKER).is_file():
-        raise FileNotFoundError(f"--resume_from_checkpoint: {path} is not a complete checkpoint folder")
-    accelerator.load_state(str(path))
-    # load_state does not advance the checkpoint counter; the next save_state would collide with this one
-    accelerator.project_configuration.iteration = int(path.name.split("_")[-1]) + 1
-    accelerator.print(f"Resumed from {path}")
+    else:
+        candidates = [Path(args.resume_from_checkpoint)]
+        if not (candidates[0] / COMPLETE_MARKER).is_file():
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint: {candidates[0]} is not a complete checkpoint folder (no {COMPLETE_MARKER})"
+            )
+    for k, path in enumerate(candidates):
+        pickles = sorted(p.name for p in path.glob("custom_checkpoint_*"))
+        if pickles:  # Accelerate would unpickle them (weights_only=False) or refuse the whole checkpoint
+            raise SystemExit(
+                f"error: {path} holds {', '.join(pickles)}: pickled state (from an older train.py, or planted) that "
+                f"is never unpickled, since unpickling runs code. The training state is read from {COMPLETE_MARKER}; "
+                "delete those files to resume from this checkpoint."
+            )
+        try:
+            saved = json.loads((path / COMPLETE_MARKER).read_text(encoding="utf-8"))
+            accelerator.load_state(str(path))
+        except Exception as err:  # noqa: BLE001 - any unreadable file of this checkpoint: say which, try the previous
+            reason = f"{path} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            if k + 1 == len(candidates):
+                raise RuntimeError(f"--resume_from_checkpoint: {reason}") from err
+            logger.warning(f"{reason}; falling back to {candidates[k + 1]}", main_process_only=True)
+            continue
+        state.load_state_dict(saved)
+        accelerator.print(f"Resumed from {path}")
+        return
 
 
-def rerun_command(argv: list[str] | None, accelerator: Accelerator) -> str:
+def effective_settings(accelerator: Accelerator) -> dict:
+    """What ran, from `accelerator.state`, whichever of flags, `accelerate config` or environment set it."""
+    return {
+        "distributed_type": accelerator.distributed_type.value,
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "device": accelerator.device.type,
+    }
+
+
+def rerun_command(argv: list[str] | None, accelerator: Accelerator, args: argparse.Namespace) -> str:
     """The command that repeats this run from the working directory, for results files and model cards.
 
     The script path is made relative to the working directory (benchmarks launch train.py by its absolute path) and
-    every argument is quoted, so the string can be pasted into a shell as is. Several processes on CPU need
-    `ACCELERATE_USE_CPU=1 ... --multi_gpu`: `accelerate launch --cpu --num_processes N` would start only one.
+    every argument is quoted, so the string can be pasted into a shell as is. The effective mixed precision is
+    written as a flag when it did not come from one (an `accelerate config` file, say), so the command reruns it.
+    Several processes on CPU need `ACCELERATE_USE_CPU=1 ... --multi_gpu`: `accelerate launch --cpu --num_processes N`
+    would start only one. FSDP / DeepSpeed runs name the launcher flag; their sharding options live in the
+    Accelerate config, which this string cannot carry.
     """
     script = Path(__file__).resolve()
     if script.is_relative_to(Path.cwd().resolve()):
         script = script.relative_to(Path.cwd().resolve())
+    train_args = list(sys.argv[1:] if argv is None else argv)
+    if (args.mixed_precision or "no") != accelerator.mixed_precision:
+        train_args += ["--mixed_precision", accelerator.mixed_precision]
     launcher = ["python"]
     if accelerator.num_processes > 1:
-        launcher = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(accelerator.num_processes)]
+        mode = {DistributedType.FSDP: "--use_fsdp", DistributedType.DEEPSPEED: "--use_deepspeed"}
+        launcher = [
+            "accelerate",
+            "launch",
+            mode.get(accelerator.distributed_type, "--multi_gpu"),
+            "--num_processes",
+            str(accelerator.num_processes),
+        ]
         if accelerator.device.type == "cpu":
             launcher = ["ACCELERATE_USE_CPU=1", *launcher]
-    return shlex.join([*launcher, script.as_posix(), *(sys.argv[1:] if argv is None else argv)])
+    return shlex.join([*launcher, script.as_posix(), *train_args])
+
+
+class LogHistory:
+    """`log_history.jsonl` in the run folder (main process) plus the logger and any tracker: one record per
+    `--logging_steps` optimizer steps. A resumed run first drops the records past its checkpoint."""
+
+    def __init__(self, accelerator: Accelerator, path: Path, resumed_step: int | None):
+        self.accelerator, self.path = accelerator, path
+        if accelerator.is_main_process and resumed_step is not None and path.is_file():
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _step_of(line) is not None and _step_of(line) <= resumed_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def __call__(self, record: dict) -> None:
+        rates = " ".join(f"lr_{name} {rate:.3e}" for name, rate in record["learning_rate"].items())
+        logger.info(
+            f"step {record['step']} epoch {record['epoch']:.2f}: loss {record['loss']:.4f} {rates} "
+            f"tau {record['temperature']:.4f}",
+            main_process_only=True,
+        )
+        flat = {"train/loss": record["loss"], "train/temperature": record["temperature"]}
+        flat.update({f"train/lr_{name}": rate for name, rate in record["learning_rate"].items()})
+        self.accelerator.log(flat, step=record["step"])
+        if self.accelerator.is_main_process:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     project_config = ProjectConfiguration(
-        project_dir=str(output_dir), automatic_checkpoint_naming=True, total_limit=args.checkpoints_total_limit
+        # `total_limit` is enforced by save_checkpoint, after a new checkpoint is complete
+        project_dir=str(output_dir),
+        automatic_checkpoint_naming=True,
     )
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -475,11 +742,27 @@ def main(argv: list[str] | None = None) -> dict:
         project_config=project_config,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=bool(args.use_images))],
+        # The schedule is stepped once per optimizer step and sized in optimizer steps. Stepped with the optimizer,
+        # Accelerate would advance it num_processes times per step (it assumes a schedule sized for one process).
+        step_scheduler_with_optimizer=False,
     )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logger.logger.setLevel(args.log_level.upper() if accelerator.is_main_process else "WARNING")
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise SystemExit(
+            "error: mixed precision fp16 (from --mixed_precision or the Accelerate config) needs a GPU; on CPU "
+            "Accelerate would run fp32 and record fp16. Use --mixed_precision bf16 or no."
+        )
     set_seed(args.seed)
+    settings = effective_settings(accelerator)
     if accelerator.is_main_process:
+        if args.do_train and args.overwrite_output_dir and not args.resume_from_checkpoint and output_dir.is_dir():
+            removed = remove_previous_run(output_dir)
+            logger.warning(f"--overwrite_output_dir: removed the previous run's {', '.join(removed)}")
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2), encoding="utf-8")
+        recorded = {**vars(args), **settings}  # the effective mixed precision, not the flag's None
+        (output_dir / "training_args.json").write_text(json.dumps(recorded, indent=2), encoding="utf-8")
+    accelerator.wait_for_everyone()
     started = time.time()
 
     with accelerator.main_process_first():
@@ -515,24 +798,27 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError(f"Split {args.eval_split!r} not in {args.dataset_name_or_path} ({list(splits)}).")
     eval_loaders = {s: loader(s, args.per_device_eval_batch_size) for s in eval_split_names}
 
-    state = TrainingState()
+    state = TrainingState(temperature=args.temperature)
     if args.do_train:
         if args.validation_split not in splits:
             raise ValueError(f"No {args.validation_split!r} split to select the best epoch on ({list(splits)}).")
         train_loader = loader(args.train_split, args.per_device_train_batch_size, train=True)
         optimizer = build_optimizer(model, args)
-        steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
-        total_steps = steps_per_epoch * args.num_train_epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
-        model, optimizer, train_loader, scheduler, *prepared = accelerator.prepare(
-            model, optimizer, train_loader, scheduler, *eval_loaders.values()
+        model, optimizer, train_loader, *prepared = accelerator.prepare(
+            model, optimizer, train_loader, *eval_loaders.values()
         )
         eval_loaders = dict(zip(eval_loaders, prepared))
-        accelerator.register_for_checkpointing(state)
+        # Sized from the prepared (per-process) loader: the optimizer steps each process really takes, which with
+        # the same global batch are the same for any number of processes.
+        steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+        total_steps = steps_per_epoch * args.num_train_epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+        scheduler = accelerator.prepare(scheduler)  # saved and restored with the checkpoints
         if args.report_to != "none":
             accelerator.init_trackers("roc", config={k: v for k, v in vars(args).items() if v is not None})
         if args.resume_from_checkpoint:
-            resume(accelerator, args, output_dir / "checkpoints")
+            resume(accelerator, args, state, output_dir / "checkpoints")
+        log = LogHistory(accelerator, output_dir / "log_history.jsonl", state.global_step)
 
         progress = tqdm(
             total=total_steps,
@@ -546,7 +832,7 @@ def main(argv: list[str] | None = None) -> dict:
             train_collator.epoch = epoch  # and the same masked mentions
             epoch_started = time.time()
             train_loss = train_one_epoch(
-                model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress
+                model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log
             )
             result = evaluate_split(model, eval_loaders[args.validation_split], accelerator, negative_id, "validating")
             metrics = percent_metrics(result["metrics"])
@@ -554,7 +840,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "epoch": epoch + 1,
                 "step": state.global_step,
                 "train_loss": round(train_loss, 5),
-                "temperature": round(1.0 / accelerator.unwrap_model(model).get_logit_scale().item(), 5),
+                "temperature": round(state.temperature, 5),
                 "epoch_time_s": round(time.time() - epoch_started, 1),
                 args.validation_split: metrics,
             }
@@ -566,12 +852,15 @@ def main(argv: list[str] | None = None) -> dict:
                 save_model(model, processor, accelerator, output_dir)
             state.batches_done, state.epoch_loss_sum = 0, 0.0
             state.epoch = epoch + 1
-            save_checkpoint(accelerator, state)
+            save_checkpoint(accelerator, state, args.checkpoints_total_limit)
         progress.close()
-        # report the selected (best) epoch, not the last one
-        accelerator.unwrap_model(model).load_state_dict(load_file(output_dir / "model.safetensors"))
         if args.report_to != "none":
             accelerator.end_training()
+        # Report the selected (best) epoch, not the last one, from the folder a user gets: each process loads the
+        # whole saved model (under any sharding) and evaluates its share of the examples.
+        del model, optimizer, scheduler, train_loader
+        accelerator.free_memory()
+        model = ROCModel.from_pretrained(output_dir).to(accelerator.device)
     else:
         model, *prepared = accelerator.prepare(model, *eval_loaders.values())
         eval_loaders = dict(zip(eval_loaders, prepared))
@@ -591,8 +880,9 @@ def main(argv: list[str] | None = None) -> dict:
         "split": args.test_split if args.test_split in results else next(iter(results)),
         "best_epoch": state.best_epoch if args.do_train else None,
         "world_size": accelerator.num_processes,
+        **settings,
         "splits": results,
-        "command": rerun_command(argv, accelerator),
+        "command": rerun_command(argv, accelerator, args),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs"  # no hostname: this file gets published
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
         "wall_time_s": round(time.time() - started, 1),

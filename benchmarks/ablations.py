@@ -122,6 +122,7 @@ def train_all(commands: dict[str, list[str]], parallel: int) -> list[str]:
             name, argv = pending.pop(0)
             output_dir = _output_dir(argv)
             output_dir.parent.mkdir(parents=True, exist_ok=True)
+            argv = [*argv, *_continue_flags(output_dir)]
             log = open(output_dir.with_suffix(".log"), "a", encoding="utf-8")
             print(f"[{name}] python train.py {shlex.join(argv)}  (log: {log.name})", flush=True)
             process = subprocess.Popen(
@@ -144,6 +145,15 @@ def train_all(commands: dict[str, list[str]], parallel: int) -> list[str]:
 
 def _output_dir(argv: list[str]) -> Path:
     return Path(argv[len(argv) - 1 - argv[::-1].index("--output_dir") + 1])
+
+
+def _continue_flags(run_dir: Path) -> list[str]:
+    """A killed run resumes from its latest complete checkpoint; one killed before its first checkpoint restarts."""
+    if any((c / "training_state.json").is_file() for c in run_dir.glob("checkpoints/checkpoint_*")):
+        return ["--resume_from_checkpoint", "latest"]
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        return ["--overwrite_output_dir"]
+    return []
 
 
 def _finished(run_dir: Path) -> bool:

@@ -284,6 +284,10 @@ def _training_procedure(eval_results: dict, training_args: dict) -> list[str]:
         facts.append(f"best epoch {eval_results['best_epoch']} (selected on validation micro-F1)")
     if eval_results.get("world_size") is not None:
         facts.append(f"{eval_results['world_size']} process(es)")
+    if eval_results.get("distributed_type") not in (None, "NO"):
+        facts.append(f"distributed type {eval_results['distributed_type']}")
+    if eval_results.get("mixed_precision") is not None:  # the effective one, recorded from accelerator.state
+        facts.append(f"mixed precision {eval_results['mixed_precision']}")
     if eval_results.get("wall_time_s") is not None:
         facts.append(f"{eval_results['wall_time_s']:,} s wall time")
     if eval_results.get("machine"):
