@@ -46,7 +46,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 # `python -m datasets_scripts.build`) it is still half-initialised here; its functions are looked up at call time.
 from datasets_scripts import ner as entity_tagging
 
-from .processing_roc import UNKNOWN_TYPE
+from .modeling_roc import quantize_int8
+from .processing_roc import UNKNOWN_TYPE, is_word_offset
 
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ NONE_LABELS = ("None", "none", "NA", "no_relation")
 DEFAULT_IGNORED_TYPES = ("DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL")
 # Entity-type words of MNRE-style labels (`/per/org/member_of`: subject PER, object ORG); `misc` accepts anything.
 LABEL_TYPE_WORDS = {"per": "PER", "org": "ORG", "loc": "LOC", "misc": None}
+# Entities per post beyond which a post is refused: pairs grow as n * (n - 1) (30 entities: 870 pairs; 200 entities
+# took 107 s on a 2-core CPU). MNRE posts have at most a handful; a post over the cap is one error record.
+DEFAULT_MAX_ENTITIES = 30
 
 
 class PostError(ValueError):
@@ -141,10 +145,9 @@ def _check_entities(entities: Any, num_words: int) -> list[dict]:
         raise PostError(f"'entities' must be a list of {{'start', 'end', 'type'}}, got {type(entities).__name__}.")
     checked = []
     for k, entity in enumerate(entities):
-        try:
-            start, end = int(entity["start"]), int(entity["end"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise PostError(f"entity {k} must be a dict with integer 'start' and 'end', got {entity!r}.") from err
+        if not isinstance(entity, dict) or not all(is_word_offset(entity.get(key)) for key in ("start", "end")):
+            raise PostError(f"entity {k} must be a dict with integer 'start' and 'end', got {entity!r}.")
+        start, end = int(entity["start"]), int(entity["end"])
         if not 0 <= start < end <= num_words:
             raise PostError(f"entity {k} span [{start}, {end}) is out of range for {num_words} words.")
         entity_type = entity.get("type") or UNKNOWN_TYPE
@@ -231,6 +234,12 @@ class TripleExtractor:
             The "no relation" label; default: the first of `NONE_LABELS` in the model's bank.
         device (`str` or `torch.device`, *optional*):
             Move the model there; default: leave it where it is.
+        max_entities (`int`, *optional*, defaults to `DEFAULT_MAX_ENTITIES`):
+            A post with more entities (after `ignored_types`) is an error record instead of `n * (n - 1)` pairs.
+            `None`: no cap.
+        quantize (`str`, *optional*):
+            `"int8"`: score with `quantize_int8(model)` (int8 dynamic quantization of the linear layers, CPU only;
+            the README's speed section gives its measured speed and F1). `None`: the model as it is.
     """
 
     def __init__(
@@ -245,10 +254,17 @@ class TripleExtractor:
         batch_size: int = 32,
         none_label: str | None = None,
         device: str | torch.device | None = None,
+        max_entities: int | None = DEFAULT_MAX_ENTITIES,
+        quantize: str | None = None,
     ):
         if device is not None:
             model = model.to(device)
-        self.model = model.eval()
+        if quantize not in (None, "int8"):
+            raise ValueError(f"`quantize` must be None or 'int8', got {quantize!r}.")
+        if max_entities is not None and int(max_entities) < 2:
+            raise ValueError(f"`max_entities` must be >= 2 (a pair) or None, got {max_entities}.")
+        self.model = quantize_int8(model) if quantize == "int8" else model.eval()
+        self.max_entities = max_entities
         self.processor = processor
         self.labels = list(model.config.relation_labels)
         self.none_label = find_none_label(self.labels, none_label)
@@ -305,7 +321,7 @@ class TripleExtractor:
                 item["image"] = self._load_image(item["image"])
                 normalized.append(item)
                 prepared.append(PreparedPost(id=item["id"], tokens=item["tokens"], image=item["image"]))
-            except (PostError, OSError) as err:
+            except PostError as err:
                 normalized.append(None)
                 prepared.append(PreparedPost(id=post.get("id") if isinstance(post, dict) else None, error=str(err)))
 
@@ -322,6 +338,13 @@ class TripleExtractor:
                 ]
         for item, post in zip(normalized, prepared):
             if item is None:
+                continue
+            if self.max_entities is not None and len(item["entities"]) > self.max_entities:
+                post.error = (
+                    f"the post has {len(item['entities'])} entities, more than max_entities={self.max_entities} "
+                    f"({len(item['entities']) * (len(item['entities']) - 1)} pairs to score); raise the cap "
+                    "(--max_entities) to score it"
+                )
                 continue
             post.entities = item["entities"]
             post.pairs = [
@@ -346,8 +369,8 @@ class TripleExtractor:
             try:
                 with Image.open(image) as opened:
                     return opened.convert("RGB")
-            except OSError as err:
-                raise PostError(f"cannot read image {os.path.abspath(image)}: {err}") from err
+            except Exception as err:  # OSError, Pillow's DecompressionBombError, a decoder's ValueError...
+                raise PostError(f"cannot read image {os.path.abspath(image)}: {type(err).__name__}: {err}") from err
         if not self.has_vision:
             self._warn_text_only()
             return None
@@ -520,7 +543,8 @@ class ROCTripleExtractionPipeline(Pipeline):
     `postprocess` (triples); a list of posts is handed to `TripleExtractor`, which runs NER once for the list and
     batches pairs across posts (`batch_size`: pairs per model call). Call arguments: `image` (one post) or `images`
     (a list of posts), `min_score`, `top_k`, `type_filter`. Construction arguments: `ner`, `ignored_types`,
-    `none_label`, `pair_batch_size` (the extractor's `batch_size`), and defaults for the call arguments.
+    `none_label`, `max_entities`, `quantize` (`"int8"`, CPU), `pair_batch_size` (the extractor's `batch_size`), and
+    defaults for the call arguments.
     """
 
     _load_processor = True
@@ -529,7 +553,9 @@ class ROCTripleExtractionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def __init__(self, *args, ner: "str | entity_tagging.Tagger | None" = DEFAULT_NER, **kwargs):
-        extractor_kwargs = {k: kwargs.pop(k) for k in ("ignored_types", "none_label") if k in kwargs}
+        extractor_kwargs = {
+            k: kwargs.pop(k) for k in ("ignored_types", "none_label", "max_entities", "quantize") if k in kwargs
+        }
         if "pair_batch_size" in kwargs:
             extractor_kwargs["batch_size"] = kwargs.pop("pair_batch_size")
         # call defaults given at construction: the base class keeps them for single posts, the extractor for lists

@@ -12,6 +12,8 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .modeling_roc import quantize_int8
+
 
 TASK = "multimodal-relation-extraction"
 _REQUIRED_KEYS = ("tokens", "subject", "object")
@@ -25,11 +27,16 @@ class ROCRelationExtractionPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, quantize: str | None = None, **kwargs):
+        """`quantize="int8"`: score with `quantize_int8(model)` (CPU only; see `modeling_roc.quantize_int8`)."""
+        if quantize not in (None, "int8"):
+            raise ValueError(f"`quantize` must be None or 'int8', got {quantize!r}.")
         super().__init__(*args, **kwargs)
         if self.processor is None:
             raise ValueError(f"The {TASK} pipeline needs a ROCProcessor (`processor=`), none was given or found.")
         self.tokenizer = self.processor.tokenizer  # lets the base class pad batches (batch_size > 1)
+        if quantize == "int8":
+            self.model = quantize_int8(self.model)
 
     def save_pretrained(self, save_directory, **kwargs) -> None:
         """Model, code, tokenizers and the processor, so the folder loads with `pipeline(..., trust_remote_code=True)`.

@@ -15,7 +15,7 @@ from conftest import REPO_ROOT
 from train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
 
 from modeling_roc import ROCRelationExtractionPipeline
-from modeling_roc.extract import parse_args, read_done, run
+from modeling_roc.extract import Shard, drop_incomplete_last_line, parse_args, read_done, run
 from modeling_roc.extraction import (
     TRIPLE_TASK,
     PostError,
@@ -268,7 +268,8 @@ def test_cli_resumes_a_partly_written_output(extractor, tmp_path):
     # a run killed after 4 records, in the middle of writing the 5th
     partial = tmp_path / "partial.jsonl"
     partial.write_text("".join(json.dumps(r) + "\n" for r in full[:4]) + json.dumps(full[4])[:25])
-    assert read_done(partial) == ({"0", "1", "2", "3"}, set()) and partial.read_text().count("\n") == 4
+    drop_incomplete_last_line(partial)
+    assert read_done(partial) == {1: "0", 2: "1", 3: "2", 4: "3"} and partial.read_text().count("\n") == 4
     counts, resumed = cli(tmp_path, None, extractor, "--chunk_size", "2", output="partial.jsonl")
     assert counts["resumed"] == 4 and counts["extracted"] == 5 and counts["errors"] == 1
     assert [r["line"] for r in resumed] == [r["line"] for r in full] == list(range(1, 11))
@@ -322,3 +323,162 @@ def test_command_line_with_the_real_spacy_tagger(trained_run, tmp_path):
     assert "1 posts extracted" in done.stderr and "1 bad lines (lines 2" in done.stderr
     first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert first["id"] == "p1" and isinstance(first["triples"], list) and "invalid JSON" in second["error"]
+
+
+def test_a_resumed_run_keeps_the_error_record_of_a_repeated_id(extractor, tmp_path):
+    """Killed between a post and the later line that repeats its id: the resumed output must still hold that line's
+    error record (it was counted as already done), as the uninterrupted run's does."""
+    posts = [
+        {"id": "a", "text": "Carol joined NASA as an engineer"},
+        {"id": "b", "text": "Alice married Bob in a small ceremony"},
+        {"id": "a", "text": "Bob joined Google"},
+        {"id": "c", "text": "Bob joined Google"},
+    ]
+    _, full = cli(tmp_path, posts, extractor, "--chunk_size", "1", output="full.jsonl")
+    assert "duplicate id 'a'" in full[2]["error"]
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(json.dumps(r) + "\n" for r in full[:2]))
+    counts, resumed = cli(tmp_path, None, extractor, "--chunk_size", "1", output="partial.jsonl")
+    assert counts["resumed"] == 2 and resumed == full
+
+
+def test_overwrite_deletes_nothing_until_the_model_has_loaded(tmp_path):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"id": 1, "text": "Alice married Bob"}) + "\n")
+    output = tmp_path / "triples.jsonl"
+    output.write_text('{"id": 1, "line": 1, "triples": []}\n')
+    args = parse_args(["--model", str(tmp_path / "no-such-model"), "--input", str(posts), "--output", str(output)])
+    args.overwrite, args.no_progress = True, True
+    with pytest.raises(OSError):
+        run(args)
+    assert output.read_text() == '{"id": 1, "line": 1, "triples": []}\n', "a typo in --model cost the old output"
+
+
+def test_an_image_pillow_refuses_is_that_posts_error_and_the_run_goes_on(extractor, tmp_path, monkeypatch):
+    from PIL import Image
+
+    Image.new("RGB", (100, 100)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels > 2x the limit: DecompressionBombError
+    monkeypatch.setattr(extractor, "has_vision", True)  # the tiny model is text-only; read the image anyway
+    lines = [
+        {"id": 1, "text": "Carol joined NASA as an engineer", "image": "huge.png"},
+        {"id": 2, "text": "Carol joined NASA as an engineer"},
+    ]
+    counts, records = cli(tmp_path, lines, extractor)
+    assert counts["errors"] == 1 and counts["extracted"] == 1
+    assert "DecompressionBombError" in records[0]["error"] and records[0]["id"] == 1
+    assert triple_keys(records[1]["triples"]) == [("Carol", MEMBER, "NASA")]
+
+
+def test_a_post_with_too_many_entities_is_an_error_record(extractor, tmp_path, monkeypatch):
+    many = {"id": "crowd", "tokens": ["w"] * 12, "entities": [{"start": i, "end": i + 1} for i in range(12)]}
+    monkeypatch.setattr(extractor, "max_entities", 5)  # what --max_entities 5 builds
+    counts, records = cli(tmp_path, [many, {"id": "ok", "text": "Bob joined Google"}], extractor)
+    assert counts["errors"] == 1 and "12 entities, more than max_entities=5 (132 pairs" in records[0]["error"]
+    assert "triples" in records[1]
+    monkeypatch.setattr(extractor, "max_entities", None)
+    counts, _ = cli(tmp_path, [many], extractor, output="uncapped.jsonl")
+    assert counts["errors"] == 0
+    assert (
+        parse_args(
+            ["--model", "m", "--input", str(tmp_path / "posts.jsonl"), "--output", "o", "--max_entities", "0"]
+        ).max_entities
+        is None
+    )
+
+
+def test_an_error_record_keeps_the_posts_id(extractor, tmp_path):
+    counts, records = cli(tmp_path, [{"id": 7, "text": "Bob joined Google", "image": 3}], extractor)
+    assert records == [{"id": 7, "line": 1, "error": "'image' must be a file path (string), got 3"}]
+
+
+def test_cli_refuses_an_output_it_cannot_write(tmp_path, capsys):
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("{}\n")
+    (tmp_path / "a-file").write_text("x")
+    for output, reason in ((tmp_path, "is a folder"), (tmp_path / "a-file" / "out.jsonl", "is a file, not a folder")):
+        with pytest.raises(SystemExit):
+            parse_args(["--model", "m", "--input", str(posts), "--output", str(output)])
+        assert reason in capsys.readouterr().err
+
+
+def test_int8_quantized_extractor_agrees_with_float32(trained_run):
+    posts = ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"]
+    float32 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu")
+    int8 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu", quantize="int8")
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    def quantized(model):
+        return sum(isinstance(m, DynamicQuantizedLinear) for m in model.modules())
+
+    assert quantized(int8.model) >= 20, "the encoders' linear layers are quantized"
+    assert quantized(float32.model) == 0
+    assert [triple_keys(t) for t in int8(posts)] == [triple_keys(t) for t in float32(posts)]
+    with pytest.raises(ValueError, match="'int8'"):
+        TripleExtractor(float32.model, float32.processor, ner=None, quantize="int4")
+
+
+def _write_sharding_input(path):
+    """Posts with entities (no NER needed in the subprocesses), plus every kind of line that becomes an error record,
+    a repeated id across shards, and blank lines."""
+    texts = ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"]
+    member, couple = [(0, 1, "PERSON"), (2, 3, "ORG")], [(0, 1, "PERSON"), (2, 3, "PERSON")]
+    spans = [member, couple, member]
+    lines = []
+    for k in range(23):
+        entities = [{"start": s, "end": e, "type": t} for s, e, t in spans[k % 3]]
+        lines.append(json.dumps({"id": f"p{k}", "text": texts[k % 3], "entities": entities}))
+    lines[5] = "not json"
+    lines[8] = ""
+    lines[11] = json.dumps({"id": "p2", "text": "a repeated id, in another shard than its first line"})
+    lines[14] = json.dumps({"id": "p14"})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _summary(stderr: str, output) -> str:
+    return stderr.strip().splitlines()[-1].replace(str(output), "OUTPUT")
+
+
+def _extract_command(trained_run, posts, output):
+    return [
+        "-m", "modeling_roc.extract", "--model", str(trained_run), "--input", str(posts), "--output", str(output),
+        "--ner", "none", "--device", "cpu", "--chunk_size", "3", "--no_progress",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_processes_extract_the_single_process_output_and_resume_per_shard(trained_run, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1"}
+    posts = _write_sharding_input(tmp_path / "posts.jsonl")
+    single = tmp_path / "single.jsonl"
+    done = subprocess.run(
+        [sys.executable, *_extract_command(trained_run, posts, single)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    single_summary = _summary(done.stderr, single)
+    assert single_summary.startswith("19 posts extracted") and "3 bad lines (lines 6, 12, 15" in single_summary
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29551",
+    ]  # fmt: skip
+    double = tmp_path / "double.jsonl"
+    command = [*launcher, *_extract_command(trained_run, posts, double)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert double.read_text() == single.read_text(), "the merged output differs from the single-process one"
+    assert _summary(done.stderr, double) == single_summary, "the counts are those of every process, summed"
+    assert not list(tmp_path.glob("double.jsonl.part-*")), "the parts were merged and removed"
+
+    # a 2-process run killed mid-way: each part holds its first records, one half-written
+    records = single.read_text().splitlines()
+    shard = Shard(world=2)
+    double.unlink()
+    for rank in (0, 1):
+        shard.rank = rank
+        mine = [r for r in records if shard.owns(json.loads(r)["line"])]
+        shard.part(double).write_text("\n".join(mine[:4]) + "\n" + mine[4][:20])
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert double.read_text() == single.read_text()
+    assert "8 already in the output" in done.stderr, done.stderr[-1500:]
