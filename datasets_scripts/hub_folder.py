@@ -7,6 +7,8 @@ the `dataset_info:` block `push_to_hub` would write (features with the label nam
 uploaded to a Hub dataset repo (`push_folder`) loads with `load_dataset("<org>/<name>")`.
 """
 
+import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,24 +19,61 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .builder_base import RelationBuilder
 from .ner import COARSE_TYPES, OBJECT_TYPE, UNKNOWN_TYPE
+from .redaction import redact_local_paths
 
 
 DATA_DIR = "data"
 CONFIG_NAME = "default"
+# Written into every folder this module builds: the one proof that replacing the folder loses nothing of a user's.
+# (A README.md and a data/ folder prove nothing: a project checkout has both.)
+BUILD_MARKER = ".roc_dataset_build.json"
+BUILD_COMMAND = "python -m datasets_scripts.build"
+
+
+def written_by_this_tool(folder: Path) -> bool:
+    """True for a folder holding this tool's build marker, or the build report of a build made before the marker."""
+    marker = folder / BUILD_MARKER
+    if marker.is_file():
+        try:
+            return json.loads(marker.read_text(encoding="utf-8")).get("writer") == BUILD_COMMAND
+        except (ValueError, AttributeError):
+            return False
+    try:
+        report = json.loads((folder / "build_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and str(report.get("command", "")).startswith(BUILD_COMMAND) and "splits" in report
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless `overwrite` and it is one of ours (it is replaced only after a good build)."""
+    """Refuse a non-empty folder unless `overwrite` and this tool wrote it (it is replaced only after a good build)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"--output_dir {output_dir} is a file, not a folder.")
     if not output_dir.exists() or not any(output_dir.iterdir()):
         return
-    ours = (output_dir / "README.md").is_file() and (output_dir / DATA_DIR).is_dir()
     if not overwrite:
         raise FileExistsError(f"{output_dir} is not empty; pass overwrite=True (CLI: --overwrite) to replace it.")
-    if not ours:
+    if not written_by_this_tool(output_dir):
         raise FileExistsError(
-            f"{output_dir} is not empty and does not look like a dataset folder written by this tool "
-            "(README.md + data/); refusing to delete it. Choose another --output_dir."
+            f"{output_dir} is not empty and was not written by this tool (no {BUILD_MARKER} or build_report.json "
+            "of a build); refusing to delete it. Choose another --output_dir."
         )
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move `new` to `target`; an existing `target` is moved aside first and removed only once `new` is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / target.name
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)  # put the old build back: never neither
+        raise
+    finally:
+        shutil.rmtree(aside.parent, ignore_errors=True)  # the old build, or the empty folder it was parked in
 
 
 def write_hub_folder(
@@ -48,13 +87,27 @@ def write_hub_folder(
     """Build `builder` into `output_dir` (parquet shards + card); return the folder. `builder.report` is filled."""
     output_dir = Path(output_dir).expanduser().resolve()
     _check_output_dir(output_dir, overwrite)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.staging-", dir=output_dir.parent))
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.staging-", dir=output_dir.parent))
+    except OSError as err:
+        raise PermissionError(
+            f"--output_dir {output_dir}: cannot write in {output_dir.parent} ({err.strerror})"
+        ) from err
     try:
         prepared = staging / "prepared"
         builder.download_and_prepare(output_dir=str(prepared), file_format="parquet", max_shard_size=max_shard_size)
         final = staging / "final"
         (final / DATA_DIR).mkdir(parents=True)
+        empty = [split for split, info in builder.info.splits.items() if not info.num_examples]
+        if empty:
+            skipped = {
+                split: builder.report["splits"].get(split, {}).get("skipped", {}).get("total") for split in empty
+            }
+            raise ValueError(
+                f"split(s) {', '.join(empty)} ended with 0 examples (invalid lines skipped: {skipped}); a dataset "
+                "folder with an empty split cannot be loaded, so nothing was written. Fix or remove the source file."
+            )
         for split in builder.info.splits:
             shards = sorted(prepared.glob(f"{builder.dataset_name}-{split}.parquet")) or sorted(
                 prepared.glob(f"{builder.dataset_name}-{split}-*-of-*.parquet")
@@ -64,9 +117,8 @@ def write_hub_folder(
             for i, shard in enumerate(shards):
                 shutil.move(str(shard), final / DATA_DIR / f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
         write_card(builder, final, hub_id=hub_id)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)  # empty, or a previous build of this tool with overwrite=True (checked above)
-        shutil.move(str(final), output_dir)
+        (final / BUILD_MARKER).write_text(json.dumps({"writer": BUILD_COMMAND}) + "\n", encoding="utf-8")
+        _replace_folder(final, output_dir)  # an empty folder, or a build of this tool (checked above)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
@@ -190,19 +242,41 @@ def write_card(builder: RelationBuilder, folder: Path, hub_id: str | None = None
     return path
 
 
+def stage_for_upload(folder: Path, staged: Path) -> Path:
+    """`folder` as it may be published: files hard-linked (copied across file systems), JSON reports with local
+    paths cut (`redact_local_paths`), this tool's marker left out."""
+    for source in sorted(folder.rglob("*")):
+        if not source.is_file() or source.name == BUILD_MARKER:
+            continue
+        target = staged / source.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix == ".json":
+            report = redact_local_paths(json.loads(source.read_text(encoding="utf-8")))
+            target.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            continue
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    return staged
+
+
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
-    """Upload a folder written by `write_hub_folder` to a Hub dataset repo; returns the commit URL."""
+    """Upload a folder written by `write_hub_folder` to a Hub dataset repo (redacted, see `stage_for_upload`);
+    returns the commit URL."""
     from huggingface_hub import HfApi
 
+    folder = Path(folder)
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=str(folder),
-        commit_message="Upload dataset built with datasets_scripts.build",
-        delete_patterns=[f"{DATA_DIR}/*.parquet"],  # drop shards of an older build with another shard count
-    )
+    with tempfile.TemporaryDirectory(prefix=f".{folder.name}.upload-", dir=folder.parent) as staging:
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=str(stage_for_upload(folder, Path(staging))),
+            commit_message="Upload dataset built with datasets_scripts.build",
+            delete_patterns=[f"{DATA_DIR}/*.parquet"],  # drop shards of an older build with another shard count
+        )
     return commit.commit_url
 
 

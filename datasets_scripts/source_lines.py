@@ -17,7 +17,7 @@ import ast
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 
@@ -25,6 +25,7 @@ from typing import Literal
 INVALID_REASONS = (
     "malformed",  # not a Python literal dict
     "missing_field",  # a required key is absent or has the wrong type
+    "unsafe_image_id",  # `img_id` is absolute or climbs out of the image folder (`..`)
     "empty_tokens",  # `token` is an empty list
     "span_out_of_range",  # `pos` is not [start, end) with 0 <= start < end <= len(token)
     "name_mismatch",  # the words at `pos` are not the stated `name`
@@ -33,6 +34,20 @@ INVALID_REASONS = (
 )
 
 ObjectKind = Literal["span", "visual"]
+
+
+def is_safe_image_id(image_id: str) -> bool:
+    """A relative path that stays inside the image folder: an absolute path or a `..` would make the builder read
+    (and embed, and `--push_to_hub` upload) any file of the machine."""
+    parts = PurePosixPath(image_id.replace("\\", "/")).parts
+    return (
+        bool(parts)
+        and not PurePosixPath(image_id).is_absolute()
+        and ".." not in parts
+        and "\x00" not in image_id
+        and not image_id.startswith(("~", "\\"))
+        and not (len(image_id) > 1 and image_id[1] == ":")
+    )
 
 
 class InvalidLineError(ValueError):
@@ -187,6 +202,11 @@ def parse_line(
         raise error("empty_tokens", "'token' is an empty list")
     if not isinstance(data["img_id"], str):
         raise error("missing_field", f"'img_id' must be a string, got {data['img_id']!r}")
+    if not is_safe_image_id(data["img_id"]):
+        raise error(
+            "unsafe_image_id",
+            f"'img_id' {data['img_id']!r} must be a file name inside the image folder (no absolute path, no '..')",
+        )
     if not isinstance(data["relation"], str):
         raise error("missing_field", f"'relation' must be a string, got {data['relation']!r}")
 

@@ -126,6 +126,7 @@ BAD = {
     "span_out_of_range": mnre_line(TOKENS, (0, 2), (4, 5), "None", "x.jpg").replace("[4, 5]", "[4, 7]"),
     "name_mismatch": mnre_line(TOKENS, (0, 2), (4, 5), "None", "x.jpg", object_name="Lyon"),
     "unknown_relation": mnre_line(TOKENS, (0, 2), (4, 5), "/per/loc/visited", "x.jpg"),
+    "unsafe_image_id": mnre_line(TOKENS, (0, 2), (4, 5), "None", "../../secret.jpg"),
 }
 
 
@@ -144,7 +145,7 @@ def test_skip_invalid_skips_counts_and_reports(tmp_path):
     dataset = build_dataset(builder)
     assert len(dataset["train"]) == 5
     skipped = builder.report["splits"]["train"]["skipped"]
-    assert skipped["total"] == 6
+    assert skipped["total"] == len(BAD) + 1
     assert skipped["by_reason"] == {reason: 2 if reason == "name_mismatch" else 1 for reason in BAD}
     assert skipped["lines"][0].startswith("mnre_train.txt:6: [empty_tokens]")
 
@@ -356,3 +357,73 @@ def test_real_mnre_builds_with_zero_errors(tmp_path, data_dir):
     row = dataset["validation"][0]
     assert row["source_file"] == "mnre_val .txt" and row["source_line"] == 1
     assert " ".join(row["tokens"][row["subject"]["start"] : row["subject"]["end"]]) == row["subject"]["name"]
+
+
+def _build_into(output_dir, fixture_root, tmp_path, *extra):
+    args = ["mnre", "--data_dir", str(fixture_root), "--output_dir", str(output_dir), "--no_progress"]
+    args += ["--ner_cache_dir", str(tmp_path / "ner"), "--cache_dir", str(tmp_path / "hf"), *extra]
+    return build.main(args, tagger=FakeTagger())
+
+
+def test_overwrite_never_deletes_a_folder_this_tool_did_not_write(tmp_path, mnre_fixture):
+    """A project checkout has a README.md and a data/ folder too: `--output_dir . --overwrite` deleted it, .git
+    included. Only a folder holding this tool's marker (or its build report) may be replaced."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "README.md").write_text("# my project\n")
+    (project / ".git").mkdir()
+    (project / "data" / "mine.csv").write_text("a,b\n")
+    before = sorted(str(p.relative_to(project)) for p in project.rglob("*"))
+    with pytest.raises(SystemExit, match="was not written by this tool"):
+        _build_into(project, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before
+
+    built = tmp_path / "built"
+    _build_into(built, mnre_fixture["root"], tmp_path)
+    (built / "build_report.json").unlink()  # the marker alone proves it ours
+    _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert datasets.load_dataset(str(built), cache_dir=str(tmp_path / "load"))["train"].num_rows == 5
+
+
+def test_a_failed_replace_keeps_the_previous_build(tmp_path, mnre_fixture, monkeypatch):
+    from datasets_scripts import hub_folder
+
+    built = tmp_path / "built"
+    _build_into(built, mnre_fixture["root"], tmp_path)
+    report = (built / "build_report.json").read_text()
+    real_replace = os.replace
+
+    def fail_moving_the_new_build_in(src, dst):
+        if str(src).endswith("final"):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(hub_folder.os, "replace", fail_moving_the_new_build_in)
+    with pytest.raises(SystemExit, match="disk full"):
+        _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert (built / "build_report.json").read_text() == report and (built / "data").is_dir()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".built")] == [], "no leftovers"
+
+
+@pytest.mark.parametrize("case", ["all-invalid-skipped", "blank-lines-only"])
+def test_a_split_with_no_examples_is_refused_and_nothing_is_written(tmp_path, case):
+    fixture = write_mnre_fixture(tmp_path / "raw", splits=("train", "val"), images=None)
+    val = fixture["text_dir"] / "mnre_val .txt"
+    val.write_text("{'broken'\n" * 3 if case == "all-invalid-skipped" else "\n\n  \n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="validation ended with 0 examples"):
+        _build_into(tmp_path / "out", fixture["root"], tmp_path, "--skip_invalid")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_is_a_file_is_a_one_line_error(tmp_path, mnre_fixture):
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):
+        _build_into(tmp_path / "out", mnre_fixture["root"], tmp_path)
+
+
+@pytest.mark.parametrize("image_id", ["/etc/passwd", "../secret.jpg", "a/../../b.jpg", "C:/x.jpg", "~/x.jpg", ""])
+def test_image_ids_cannot_reach_outside_the_image_folder(image_id):
+    from datasets_scripts.source_lines import is_safe_image_id
+
+    assert not is_safe_image_id(image_id)
+    assert is_safe_image_id("twitter_19_31_16_6.jpg") and is_safe_image_id("train/x.jpg")
