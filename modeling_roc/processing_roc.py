@@ -9,6 +9,8 @@ This file is copied next to the weights (remote code).
 """
 
 import math
+import numbers
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +48,16 @@ DEFAULT_TYPE_WORDS = {
 # Type written for an entity the NER tool did not recognise (a tweet handle such as `@Titans`, say).
 UNKNOWN_TYPE = "UNKNOWN"
 UNKNOWN_TYPE_WORD = "entity"
+_MARKER_TEXT = re.compile("|".join(re.escape(marker) for marker in ENTITY_MARKERS), re.IGNORECASE)
+
+
+def plain_text(word: str) -> str:
+    """A word of user text (a post's word, an NER type) that can never become an entity marker.
+
+    The markers are special tokens, so a literal `<obj>` in a post would be tokenized as the marker and move the
+    position the model reads the entity from; it is spelled `< obj >` instead (ordinary tokens).
+    """
+    return _MARKER_TEXT.sub(lambda found: f"< {found.group(0)[1:-1]} >", word)
 
 
 def is_visual_object(entity: dict) -> bool:
@@ -69,13 +81,15 @@ def crop_box(image, box: Sequence[float], example: int = 0):
     return image.crop((left, top, right, bottom))
 
 
+def is_word_offset(value: Any) -> bool:
+    """An integer offset: `1.7`, `True` or `"1"` are refused, not turned into 1 (that would move the entity)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_span(span: dict, role: str, num_words: int, example: int) -> tuple[int, int]:
-    try:
-        start, end = int(span["start"]), int(span["end"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"example {example}: {role} must be a dict with integer 'start' and 'end', got {span!r}"
-        ) from err
+    if not isinstance(span, dict) or not all(is_word_offset(span.get(key)) for key in ("start", "end")):
+        raise ValueError(f"example {example}: {role} must be a dict with integer 'start' and 'end', got {span!r}")
+    start, end = int(span["start"]), int(span["end"])
     if not 0 <= start < end <= num_words:
         raise ValueError(
             f"example {example}: {role} span [{start}, {end}) is out of range for {num_words} words "
@@ -183,7 +197,7 @@ class ROCProcessor(ProcessorMixin):
             words = UNKNOWN_TYPE_WORD
         else:
             words = self.type_words.get(entity_type, entity_type.replace("_", " ").lower())
-        return ["[", *words.split(), "]"]
+        return ["[", *plain_text(words).split(), "]"]
 
     def mark_entities(self, tokens: Sequence[str], subject: dict, object: dict, example: int = 0) -> list[str]:
         """The words of the marked, type-prompted text (markers and prompts as extra words).
@@ -207,7 +221,7 @@ class ROCProcessor(ProcessorMixin):
                 if start == i:
                     words.append(opener)
             if i < len(tokens):
-                words.append(tokens[i])
+                words.append(plain_text(tokens[i]))
         for entity, _, (opener, closer) in entities:
             if is_visual_object(entity):
                 words += [opener, *self._prompt(entity.get("type")), closer]

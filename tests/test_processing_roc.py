@@ -254,3 +254,20 @@ def test_mention_masking_rejects_bad_probabilities(processor):
         ROCDataCollator(processor, mention_mask_prob=1.5)
     with pytest.raises(SystemExit):
         parse_args(["--dataset_name_or_path", "x", "--mention_mask_prob", "-0.1"])
+
+
+@pytest.mark.parametrize("literal", ["<obj>", "</subj>", "<SUBJ>", "x<obj>y"])
+def test_user_text_and_types_can_never_create_a_marker(processor, literal):
+    """A literal marker in a post's words or in an NER type must not move where the model reads an entity from."""
+    words = f"Bob {literal} works at Google".split()
+    encoding = processor(words, span(0, 1, literal), span(4, 5, "ORG"))
+    tokens = _tokens(processor, encoding)
+    _assert_all_markers_once(tokens)
+    assert tokens[encoding["subject_index"][0]] == "<subj>" and tokens[encoding["subject_index"][0] + 1] == "bob"
+    assert tokens[encoding["object_index"][0]] == "<obj>" and tokens[encoding["object_index"][0] + 1] == "google"
+
+
+@pytest.mark.parametrize("bad", [1.7, True, "1", None])
+def test_offsets_must_be_integers_not_anything_int_accepts(processor, bad):
+    with pytest.raises(ValueError, match="example 0: subject must be a dict with integer 'start' and 'end'"):
+        processor("Bob works at Google".split(), {"start": bad, "end": 1, "type": "PERSON"}, span(3, 4, "ORG"))
