@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from datasets_scripts.redaction import redact_local_paths, redact_secrets
 from modeling_roc import ENTITY_MARKERS, TASK
 from modeling_roc.model_card import EXAMPLE, RELATION_BANK_FILE, build_model_card, relation_bank_payload, usage_snippet
 
@@ -135,7 +136,7 @@ print(spec["marker"] + json.dumps(result))
 
 
 def log(message: str) -> None:
-    print(f"[push_to_hub] {message}", file=sys.stderr, flush=True)
+    print(f"[push_to_hub] {redact_secrets(message)}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,16 +320,20 @@ def stage_model(model_dir: Path, staged: Path, run: dict, args: argparse.Namespa
     prepare_dir(staged, lambda p: (p / RELATION_BANK_FILE).is_file() and (p / "config.json").is_file())
     files = model_files(model_dir, run["code"])
     for name in files:
-        link_or_copy(model_dir / name, staged / name)
+        if name.endswith(".json") and name in (*REPORT_PATTERNS, "config.json"):
+            # results carry local paths (model, dataset, command); config.json the encoders' `_name_or_path`
+            write_json(staged / name, redact_local_paths(read_json(model_dir / name)))
+        else:
+            link_or_copy(model_dir / name, staged / name)
     write_json(staged / RELATION_BANK_FILE, relation_bank_payload(run["config"]))
-    training_args = public_training_args(run["training_args"])
+    training_args = redact_local_paths(public_training_args(run["training_args"]))
     if training_args is not None:
         write_json(staged / "training_args.json", training_args)
     files = sorted({*files, *(name for name in GENERATED_FILES if name != "README.md" and (staged / name).exists())})
     card = build_model_card(
         repo_id=args.repo_id,
         config=run["config"],
-        eval_results=run["eval_results"],
+        eval_results=redact_local_paths(run["eval_results"]),
         training_args=training_args,
         processor_config=run["processor_config"],
         build_report=dataset_info.get("build_report"),
@@ -511,21 +516,6 @@ def compare_with_record(result: dict, example: dict) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------- dataset
-# An absolute local path inside a string (not a URL's path, not a relative path such as ../data).
-LOCAL_PATH = re.compile(r"(?:^|(?<=[\s'\"(=]))/(?:[^\s'\"(),;]+/)*[^\s'\"(),;]+")
-
-
-def redact_local_paths(value):
-    """The build report as published: absolute local paths (home folders, caches) cut to `.../<last two parts>`."""
-    if isinstance(value, dict):
-        return {key: redact_local_paths(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact_local_paths(item) for item in value]
-    if isinstance(value, str):
-        return LOCAL_PATH.sub(lambda m: ".../" + "/".join(Path(m.group(0)).parts[-2:]), value)
-    return value
-
-
 def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str) -> Path:
     """A copy of the dataset folder whose card tells readers to load `repo_id` (shards are hard-linked)."""
     if not ((dataset_dir / "README.md").is_file() and (dataset_dir / "data").is_dir()):
@@ -675,7 +665,7 @@ def main(argv: list[str] | None = None) -> dict:
             log(f"uploading {len(files)} files to {args.repo_id} ({summary['revision']}) in one commit")
             summary["commit_url"] = upload_model(staged, files, args, message)
         except (HfHubHTTPError, OSError, *transport_errors()) as err:  # OSError: offline mode, refused connection
-            raise SystemExit(f"The upload failed ({type(err).__name__}): {err}") from None
+            raise SystemExit(f"The upload failed ({type(err).__name__}): {redact_secrets(str(err))}") from None
         log(f"done: {summary['commit_url']}")
         return summary
     finally:
@@ -684,4 +674,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    try:
+        print(json.dumps(main(), indent=2))
+    except SystemExit as stop:  # every message that leaves: a server may echo a credential back
+        if isinstance(stop.code, str):
+            raise SystemExit(redact_secrets(stop.code)) from None
+        raise

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datasets_scripts.redaction import redact_secrets
 from datasets_scripts.relation_bank import load_relation_bank
 
 
@@ -187,8 +188,8 @@ def _ask(client: Any, model: str, messages: list[dict[str, str]]) -> tuple[str |
             model=model, messages=messages, response_format={"type": "json_object"}
         )
     except openai.APIError as err:
-        # The SDK's messages carry the status and server text, never the request's Authorization header.
-        return None, f"{type(err).__name__}: {err}"
+        # The SDK's messages carry the status and server text: a server that echoes the request's key is redacted.
+        return None, f"{type(err).__name__}: {redact_secrets(err)}"  # a server may echo the key back
     content = response.choices[0].message.content if response.choices else None
     description = parse_description(content)
     return description, "" if description else f"no description in the answer {content!r:.200}"
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except DescribeError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact_secrets(err)}", file=sys.stderr)
         return 1
     return 0
 

@@ -50,6 +50,7 @@ class HubStub:
     repos: list[dict] = field(default_factory=list)
     branches: list[tuple[str, str]] = field(default_factory=list)
     commits: list[Commit] = field(default_factory=list)
+    echo_token_on_commit: bool = False  # refuse commits with an error text that repeats the request's token
 
     def __enter__(self) -> "HubStub":
         stub = self
@@ -111,6 +112,8 @@ class HubStub:
         if method == "GET" and match["tree"]:
             return 200, []  # an empty repository: nothing to delete
         if method == "POST" and match["commit"]:
+            if self.echo_token_on_commit:
+                return 403, {"error": f"the token in '{self.requests[-1].authorization}' has no write access"}
             return 200, self._commit(match["commit"], body)
         return 404, {"error": f"stub: no route for {method} {path}"}
 

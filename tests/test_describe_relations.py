@@ -23,6 +23,7 @@ class StubLLM:
         self.requests: list[dict] = []
         self.authorizations: list[str] = []
         self.empty_labels: set[str] = set()
+        self.echo_key_in_errors = False  # a server that repeats the request's key in its error text
         self.lock = threading.Lock()
         stub = self
 
@@ -35,6 +36,15 @@ class StubLLM:
                 with stub.lock:
                     stub.requests.append(body)
                     stub.authorizations.append(self.headers.get("Authorization", ""))
+                if stub.echo_key_in_errors:
+                    error = {"error": {"message": f"invalid key {self.headers.get('Authorization')}", "type": "auth"}}
+                    payload = json.dumps(error).encode()
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 label = body["messages"][-1]["content"].removeprefix("Label: ")
                 content = "" if label in stub.empty_labels else json.dumps({"description": f"Generated for {label}."})
                 payload = json.dumps(
@@ -179,3 +189,12 @@ def test_missing_api_key_is_a_clear_error(stub, tmp_path, monkeypatch, capsys):
 def test_api_key_is_not_a_flag(tmp_path):
     with pytest.raises(SystemExit):
         _run(tmp_path, "--labels", "x", "--api_key", SECRET)
+
+
+def test_a_key_echoed_in_a_server_error_is_never_printed(stub, tmp_path, capsys):
+    stub.echo_key_in_errors = True
+    _run(tmp_path, "--labels", "/per/per/peer")
+    captured = capsys.readouterr()
+    assert "AuthenticationError" in captured.out + captured.err, captured
+    assert "[REDACTED]" in captured.out + captured.err
+    _assert_secret_absent(tmp_path, captured)

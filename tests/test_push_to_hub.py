@@ -16,6 +16,7 @@ from hub_stub import HubStub
 from huggingface_hub import ModelCard
 from train_fixtures import BANK, LABELS, write_bank, write_tiny_dataset, write_tiny_encoder
 
+from datasets_scripts.redaction import redact_local_paths
 from modeling_roc.model_card import (
     METRICS,
     PIPELINE_TAG,
@@ -340,8 +341,10 @@ def test_staged_card_metrics_equal_the_runs_eval_results(dry_run, trained_run):
     assert got == want and set(eval_results["splits"]) == {"validation", "test"}
     assert {r.dataset_type for r in card.data.eval_results} == {DATASET_REPO}
     assert {r.dataset_name for r in card.data.eval_results} == {"Tiny relations"}
-    assert json.loads((dry_run["staged"] / "eval_results.json").read_text()) == eval_results
-    assert eval_results["command"] in card.text
+    published = redact_local_paths(eval_results)  # local paths cut, everything else as recorded
+    assert published["model"] == ".../push-run0/roc-tiny" and published["metrics"] == eval_results["metrics"]
+    assert json.loads((dry_run["staged"] / "eval_results.json").read_text()) == published
+    assert published["command"] in card.text and eval_results["command"] not in card.text
     assert f"**`{NER_BACKEND}`**" in card.text
     assert card.data.pipeline_tag == "other" and card.data.library_name == "transformers"
 
@@ -390,7 +393,14 @@ def test_upload_sends_one_commit_of_the_staged_folder_to_a_loopback_hub(trained_
     assert (commit.repo_id, commit.revision, commit.summary) == (MODEL_REPO, "dev", "First ROC release")
     assert set(commit.files) == set(summary["files"]) and REQUIRED_FILES <= set(commit.files)
     assert not any(path.startswith("checkpoints") for path in commit.files)
-    assert commit.files["config.json"] == (trained_run / "config.json").read_bytes()
+    published_config = json.loads(commit.files["config.json"])
+    assert published_config["text_config"]["_name_or_path"] == ".../push-inputs0/encoder"  # local path cut
+    for nested in ("text_config", "relation_config"):
+        published_config[nested].pop("_name_or_path")
+    local_config = json.loads((trained_run / "config.json").read_text())
+    for nested in ("text_config", "relation_config"):
+        local_config[nested].pop("_name_or_path")
+    assert published_config == local_config
     assert commit.files["model.safetensors"] == (trained_run / "model.safetensors").read_bytes()
     assert json.loads(commit.files["relation_bank.json"]) == {"labels": LABELS, "descriptions": BANK}
     assert commit.files["README.md"] == (staged / "README.md").read_bytes()
@@ -410,6 +420,21 @@ def test_upload_sends_one_commit_of_the_staged_folder_to_a_loopback_hub(trained_
     for c in hub.commits:
         assert all(SECRET.encode() not in content for content in c.files.values())
     _assert_no_secret_in_folder(staged)
+    # no absolute local path reaches a published file (the run folder and dataset live under pytest's tmp folder)
+    local_root = str(Path(trained_run).parents[1]).encode()
+    for c in hub.commits:
+        leaked = [name for name, content in c.files.items() if local_root in content]
+        assert leaked == [], (c.repo_type, leaked)
+
+
+@pytest.mark.slow
+def test_a_token_echoed_in_a_hub_error_is_never_printed(trained_run, tmp_path):
+    args = ["--model_dir", str(trained_run), "--repo_id", MODEL_REPO, "--staging_dir", str(tmp_path / "staged")]
+    with HubStub(echo_token_on_commit=True) as hub:
+        done = _push(args, _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE=None))
+    assert done.returncode != 0 and "The upload failed" in done.stderr, done.stderr[-3000:]
+    assert "[REDACTED]" in done.stderr
+    _assert_no_secret(done.stdout, done.stderr)
 
 
 @pytest.mark.slow
@@ -441,3 +466,14 @@ def test_upload_without_a_token_stops_before_any_work(trained_run, tmp_path):
     assert done.returncode != 0
     assert "No Hugging Face token found" in done.stderr
     assert not (tmp_path / "staged").exists() and hub.requests == []
+
+
+def test_card_states_the_effective_precision_and_distribution():
+    eval_results = {
+        **_eval_results({"validation": METRICS_VALIDATION}),
+        "world_size": 8,
+        "distributed_type": "MULTI_GPU",
+        "mixed_precision": "bf16",
+    }
+    card = str(build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results))
+    assert "8 process(es), distributed type MULTI_GPU, mixed precision bf16" in card
