@@ -63,18 +63,19 @@ SPLIT_FILES = {
 SPLIT_IMAGE_DIRS = {"train": ["train"], "validation": ["val", "valid", "validation"], "test": ["test"]}
 
 MNRE_REPO = "https://github.com/thecharm/MNRE"
-MNRE_COMMIT = "354211e"
+MNRE_COMMIT = "354211ed7b8d066f989ade6fa6c4a387e3c6de81"  # the full id: a short one can become ambiguous
 MNRE_URLS = {
     "train": f"{MNRE_REPO}/raw/{MNRE_COMMIT}/mnre_txt/mnre_train.txt",
     "validation": f"{MNRE_REPO}/raw/{MNRE_COMMIT}/mnre_txt/mnre_val%20.txt",
     "test": f"{MNRE_REPO}/raw/{MNRE_COMMIT}/mnre_txt/mnre_test.txt",
 }
 UPSTREAM_FILE_NAMES = {"train": "mnre_train.txt", "validation": "mnre_val .txt", "test": "mnre_test.txt"}
-# sha256 of the files at that commit. The test file was not available where this was written, so it is downloaded
-# without a pinned sum (a warning says so); add it here once known.
+# sha256 of each file at that commit (the test file's from the release listing in ../shared/data/mnre/README.md):
+# every download is verified, none is used unchecked.
 MNRE_SHA256 = {
     "train": "1cc34438a00e2a2db73e4eba297820f926f62abd1fddc693caa13c58b62428b7",
     "validation": "c76865179b5678167b164c21fd25ed31f9a1416da393ac93ce70f32b00352b75",
+    "test": "f53c2f9b7739bea7d08aee4a91bfd6ec7432e1d0eeb83debf10f5d3291bc5215",
 }
 
 IMAGES_HELP = (
@@ -200,10 +201,7 @@ class MNREBuilder(RelationBuilder):
                 "mnre_txt/mnre_train.txt, 'mnre_txt/mnre_val .txt' and mnre_txt/mnre_test.txt (or those files)."
             ) from err
         for split, path in paths.items():
-            expected = MNRE_SHA256.get(split)
-            if expected is None:
-                self._warn(f"MNRE {split}: no pinned sha256 for {MNRE_URLS[split]}; the download was not verified.")
-                continue
+            expected = MNRE_SHA256[split]
             actual = sha256_of(path)
             if actual != expected:
                 raise ValueError(

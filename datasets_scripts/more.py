@@ -81,8 +81,23 @@ def load_rel2id(path: str | Path) -> list[str]:
 
 
 def load_object_boxes(path: str | Path) -> dict:
-    """`ent_{split}_dict.pth` -> {image id: {object name: box}}, loaded with `weights_only=True` (no pickled code)."""
-    boxes = torch.load(path, map_location="cpu", weights_only=True)
+    """`ent_{split}_dict.pth` -> {image id: {object name: box}}, loaded with `weights_only=True` (no pickled code).
+
+    A file that holds anything but tensors, dicts, lists and numbers is refused, naming it; torch's advice to load
+    it with `weights_only=False` is not repeated, since that would run whatever code the file carries.
+    """
+    import pickle
+
+    try:
+        boxes = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).split("\n")[0].split(". ")[0]
+        raise ValueError(
+            f"{path}: refused, it holds more than tensors and plain containers ({first}); this file is never "
+            "unpickled. Use the release's ent_*_dict.pth."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"{path}: not a readable torch file ({type(err).__name__}: {err}); re-download it.") from None
     if not isinstance(boxes, Mapping) or not all(isinstance(v, Mapping) for v in boxes.values()):
         raise ValueError(f"{path} must map image ids to {{object name: [cx, cy, w, h]}} dicts")
     return dict(boxes)

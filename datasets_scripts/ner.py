@@ -291,7 +291,13 @@ def tag_sentences(
         cache_file = Path(cache_dir or default_cache_dir()) / slug / f"{cache_key(tagger.name, unique)}.json"
         stats["cache_file"] = str(cache_file)
         if cache_file.is_file():
-            cached = json.loads(cache_file.read_text(encoding="utf-8"))
+            try:
+                cached = json.loads(cache_file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(
+                    f"{cache_file}: the NER cache file is corrupt ({err}); delete it (it is rebuilt) or run with "
+                    "--no_ner_cache"
+                ) from None
             if cached.get("tagger") == tagger.name and len(cached.get("entities", [])) == len(unique):
                 stats["cache_hit"] = True
                 by_sentence = {s: [tuple(e) for e in ents] for s, ents in zip(unique, cached["entities"])}

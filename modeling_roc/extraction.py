@@ -33,6 +33,7 @@ Output per post: the triples, best score first,
 
 import logging
 import os
+import re
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ LABEL_TYPE_WORDS = {"per": "PER", "org": "ORG", "loc": "LOC", "misc": None}
 # Entities per post beyond which a post is refused: pairs grow as n * (n - 1) (30 entities: 870 pairs; 200 entities
 # took 107 s on a 2-core CPU). MNRE posts have at most a handful; a post over the cap is one error record.
 DEFAULT_MAX_ENTITIES = 30
+
+
+# `<PIL.Image.Image ... at 0x7f3a...>` in an error reason: the same post would give a different record each run.
+_MEMORY_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
 
 
 class PostError(ValueError):
@@ -481,7 +486,7 @@ class TripleExtractor:
         records = []
         for k, post in enumerate(prepared):
             if post.error is not None:
-                records.append({"id": post.id, "error": post.error})
+                records.append({"id": post.id, "error": _MEMORY_ADDRESS.sub("", post.error)})
                 continue
             record = {"id": post.id, "triples": self.triples(post, probabilities[rows[k]], min_score, top_k)}
             if return_entities:

@@ -10,6 +10,7 @@ This file is copied next to the weights (remote code).
 
 import math
 import numbers
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -250,13 +251,27 @@ class ROCProcessor(ProcessorMixin):
         return input_ids, len(prefix) + kept.index(subj_open), len(prefix) + kept.index(obj_open)
 
     # -------------------------------------------------------------------------------------------------- images
-    def _load_image(self, image: Any):
+    def _load_image(self, image: Any, example: int = 0):
+        """A PIL image from a PIL image, a path, a URL, base64 text or an (H, W[, C]) uint8 numpy array."""
         from PIL import Image
 
         if isinstance(image, Image.Image):
             return image.convert("RGB")
-        with Image.open(image) as opened:  # a path; errors name the file
-            return opened.convert("RGB")
+        if type(image).__module__ == "numpy":
+            if image.ndim not in (2, 3) or str(image.dtype) != "uint8":
+                raise ValueError(
+                    f"example {example}: a numpy image must be uint8 (H, W) or (H, W, C), got {image.dtype} "
+                    f"{tuple(image.shape)}"
+                )
+            return Image.fromarray(image).convert("RGB")
+        if not isinstance(image, (str, os.PathLike)):
+            raise ValueError(
+                f"example {example}: an image must be a PIL image, a path, a URL or a numpy array, got "
+                f"{type(image).__name__}"
+            )
+        from transformers.image_utils import load_image
+
+        return load_image(str(image)).convert("RGB")  # a path (errors name the file), a URL or base64
 
     def _pixel_values(
         self, images: Sequence[Any], regions: Sequence[Sequence[float] | None]
@@ -276,7 +291,7 @@ class ROCProcessor(ProcessorMixin):
             if image is None:
                 pixels.append(torch.zeros(size))
                 continue
-            image = self._load_image(image)
+            image = self._load_image(image, example)
             if region is not None:
                 image = crop_box(image, region, example)
             pixels.append(self._image_transform(image))

@@ -482,3 +482,12 @@ def test_two_processes_extract_the_single_process_output_and_resume_per_shard(tr
     assert done.returncode == 0, done.stderr[-3000:]
     assert double.read_text() == single.read_text()
     assert "8 already in the output" in done.stderr, done.stderr[-1500:]
+
+
+def test_error_reasons_carry_no_memory_address(extractor, monkeypatch):
+    def broken(post):
+        raise TypeError(f"cannot handle {object()!r}")
+
+    monkeypatch.setattr(extractor, "_pair_items", broken)
+    (record,) = extractor.extract([{"id": 3, "text": "Bob joined Google"}])
+    assert record["id"] == 3 and "cannot handle <object object>" in record["error"] and " at 0x" not in record["error"]

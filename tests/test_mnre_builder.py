@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import datasets
@@ -12,7 +13,7 @@ import pytest
 from fixtures import MNRE_DIR, REPO_ROOT, FakeTagger, mnre_line, write_mnre_fixture
 
 from datasets_scripts import build
-from datasets_scripts.mnre import MNRE_LABELS, MNRE_SHA256, MNRE_URLS, MNREBuilder
+from datasets_scripts.mnre import MNRE_LABELS, MNRE_SHA256, MNRE_URLS, MNREBuilder, sha256_of
 from datasets_scripts.source_lines import InvalidLineError
 
 
@@ -198,9 +199,17 @@ def test_pinned_checksums_match_the_real_files(tmp_path):
     real = {"train": MNRE_DIR / "mnre_txt" / "mnre_train.txt", "validation": MNRE_DIR / "mnre_txt" / "mnre_val .txt"}
     builder = make_builder(tmp_path, None)
     builder._start_report()
-    with pytest.warns(UserWarning, match="no pinned sha256"):
-        paths = builder._download(FakeDownloadManager({**real, "test": real["validation"]}))
-    assert set(paths) == {"train", "validation", "test"} and set(MNRE_SHA256) == {"train", "validation"}
+    assert set(MNRE_SHA256) == set(MNRE_URLS) == {"train", "validation", "test"}, "every download has a pinned sum"
+    with pytest.raises(ValueError, match="Checksum mismatch for .*mnre_test.txt"):  # no file goes unchecked
+        builder._download(FakeDownloadManager({**real, "test": real["validation"]}))
+    test_copy = tmp_path / "mnre_test.txt"
+    test_copy.write_text("not the test file\n")
+    monkeypatch_sums = {**MNRE_SHA256, "test": sha256_of(test_copy)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("datasets_scripts.mnre.MNRE_SHA256", monkeypatch_sums)
+        paths = builder._download(FakeDownloadManager({**real, "test": test_copy}))
+    assert set(paths) == {"train", "validation", "test"}
+    assert all(len(MNRE_URLS[s].split("/raw/")[1].split("/")[0]) == 40 for s in MNRE_URLS), "full commit id"
 
 
 def test_offline_download_fails_fast_telling_to_pass_data_dir(tmp_path, monkeypatch):
@@ -283,18 +292,22 @@ def test_push_to_hub_uploads_the_built_folder(tmp_path, mnre_fixture, monkeypatc
             calls.append(("create_repo", repo_id, kwargs))
 
         def upload_folder(self, **kwargs):
-            calls.append(("upload_folder", kwargs))
+            folder = Path(kwargs["folder_path"])  # a staged copy, removed after the upload: read it now
+            uploaded = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+            calls.append(("upload_folder", kwargs, uploaded))
             return SimpleNamespace(commit_url="https://huggingface.co/datasets/me/mnre-ner/commit/abc")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     report = run_cli(tmp_path, mnre_fixture["root"], "--push_to_hub", "me/mnre-ner")
     assert calls[0] == ("create_repo", "me/mnre-ner", {"repo_type": "dataset", "private": False, "exist_ok": True})
-    upload = calls[1][1]
-    assert (upload["repo_id"], upload["repo_type"], upload["folder_path"]) == (
-        "me/mnre-ner",
-        "dataset",
-        report["output_dir"],
-    )
+    _, upload, uploaded = calls[1]
+    assert (upload["repo_id"], upload["repo_type"]) == ("me/mnre-ner", "dataset")
+    built = Path(report["output_dir"])
+    assert set(uploaded) == {str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()} - {
+        ".roc_dataset_build.json"
+    }
+    assert str(tmp_path).encode() not in uploaded["build_report.json"], "local paths are cut in what is published"
+    assert not list(tmp_path.glob(".out.upload-*")), "the staged copy is removed"
     assert report["pushed_to"].endswith("/commit/abc")
     assert 'load_dataset("me/mnre-ner")' in (tmp_path / "out" / "README.md").read_text()
 
@@ -427,3 +440,16 @@ def test_image_ids_cannot_reach_outside_the_image_folder(image_id):
 
     assert not is_safe_image_id(image_id)
     assert is_safe_image_id("twitter_19_31_16_6.jpg") and is_safe_image_id("train/x.jpg")
+
+
+def test_a_refused_connection_while_pushing_is_a_one_line_error(tmp_path, mnre_fixture, monkeypatch):
+    from huggingface_hub.utils import httpx
+
+    from datasets_scripts import hub_folder
+
+    def refuse(*args, **kwargs):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(hub_folder, "push_folder", refuse)
+    with pytest.raises(SystemExit, match="error: --push_to_hub org/x: ConnectError: .*Connection refused"):
+        _build_into(tmp_path / "out", mnre_fixture["root"], tmp_path, "--push_to_hub", "org/x")

@@ -234,3 +234,13 @@ def test_a_tagger_returning_the_wrong_count_is_an_error(tmp_path):
 
     with pytest.raises(RuntimeError, match="returned 0 results for 1"):
         tag_sentences(Broken(), [["x"]], cache_dir=tmp_path, progress=False)
+
+
+def test_a_corrupt_ner_cache_file_is_named_with_the_way_out(tmp_path):
+    tagger = FakeTagger()
+    sentences = [["Alice", "visits", "Paris"]]
+    _, stats = tag_sentences(tagger, sentences, cache_dir=tmp_path, progress=False)
+    Path(stats["cache_file"]).write_text('{"tagger": "fake', encoding="utf-8")  # truncated by a full disk, say
+    with pytest.raises(ValueError, match="the NER cache file is corrupt.*--no_ner_cache") as info:
+        tag_sentences(tagger, sentences, cache_dir=tmp_path, progress=False)
+    assert stats["cache_file"] in str(info.value)

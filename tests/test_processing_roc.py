@@ -271,3 +271,16 @@ def test_user_text_and_types_can_never_create_a_marker(processor, literal):
 def test_offsets_must_be_integers_not_anything_int_accepts(processor, bad):
     with pytest.raises(ValueError, match="example 0: subject must be a dict with integer 'start' and 'end'"):
         processor("Bob works at Google".split(), {"start": bad, "end": 1, "type": "PERSON"}, span(3, 4, "ORG"))
+
+
+def test_numpy_images_are_read_and_bad_ones_refused(processor):
+    import numpy as np
+
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    image[..., 0] = 255
+    encoding = processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=image)
+    assert encoding["pixel_values"].shape[-2:] == (32, 32) and encoding["image_mask"].tolist() == [True]
+    with pytest.raises(ValueError, match="example 0: a numpy image must be uint8"):
+        processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=image / 255.0)
+    with pytest.raises(ValueError, match="example 0: an image must be a PIL image, a path, a URL or a numpy array"):
+        processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=42)
