@@ -480,8 +480,9 @@ def evaluate_split(model, dataloader, accelerator: Accelerator, negative_id: int
 
 
 def percent_metrics(metrics: dict) -> dict:
-    """Metrics in the papers' units: accuracy / P / R / F1 in percent, plus num_examples."""
-    keys = ("accuracy", "precision", "recall", "f1")
+    """Metrics in the papers' units, in percent: accuracy, the field's micro P / R / F1 (None excluded) and the
+    None-inclusive weighted P / R / F1 of the ROC paper's MNRE table; plus num_examples."""
+    keys = ("accuracy", "precision", "recall", "f1", "weighted_precision", "weighted_recall", "weighted_f1")
     return {**{k: round(100 * metrics[k], 2) for k in keys}, "num_examples": metrics["num_examples"]}
 
 

@@ -218,9 +218,12 @@ def test_card_metrics_are_eval_results_per_split_in_percent():
         (split, key): record["metrics"][key]
         for split, record in eval_results["splits"].items()
         for key, _, _ in METRICS
+        if key in record["metrics"]  # results written before the None-inclusive family have only the field's
     }
     assert got == want
-    assert {r.metric_name for r in reloaded.data.eval_results} == {name for _, name, _ in METRICS}
+    assert {r.metric_name for r in reloaded.data.eval_results} == {
+        name for k, name, _ in METRICS if "weighted" not in k
+    }
     assert all(r.metric_name.endswith("(%)") for r in reloaded.data.eval_results)
     assert {r.task_type for r in reloaded.data.eval_results} == {"relation-extraction"}
     assert {r.dataset_type for r in reloaded.data.eval_results} == {"data/tiny"}
@@ -477,3 +480,13 @@ def test_card_states_the_effective_precision_and_distribution():
     }
     card = str(build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results))
     assert "8 process(es), distributed type MULTI_GPU, mixed precision bf16" in card
+
+
+def test_card_reports_both_metric_families_each_named():
+    weighted = {"weighted_precision": 73.9, "weighted_recall": 74.45, "weighted_f1": 74.1}
+    eval_results = _eval_results({"validation": {**METRICS_VALIDATION, **weighted}})
+    card = build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results)
+    reloaded = ModelCard(str(card))
+    names = {r.metric_type: r.metric_name for r in reloaded.data.eval_results}
+    assert names["f1"] == "Micro F1 (%)" and names["weighted_f1"] == "Weighted F1, None included (%)"
+    assert "| validation | 1,624 | 74.45 | 62.11 | 60.42 | 61.25 | 73.9 / 74.45 / 74.1 |" in reloaded.text

@@ -49,3 +49,24 @@ def test_batches_accumulate(metric):
     metric.add_batch(predictions=[2], references=[0])
     scores = metric.compute(negative_label=0)
     assert (scores["correct"], scores["predicted"], scores["gold"], scores["num_examples"]) == (1, 2, 2, 3)
+
+
+def test_equals_scikit_learn_on_random_predictions(metric):
+    """micro P / R / F1 over every label but None = scikit-learn's micro average with `labels` = the others;
+    the weighted family = scikit-learn's weighted average over every label."""
+    import random
+
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    rng = random.Random(0)
+    references = [rng.choice([0, 0, 0, 1, 2, 3, 4]) for _ in range(300)]
+    predictions = [r if rng.random() < 0.6 else rng.choice([0, 1, 2, 3, 4, 5]) for r in references]
+    scores = metric.compute(predictions=predictions, references=references, negative_label=0)
+    others = sorted(set(references + predictions) - {0})
+    micro = precision_recall_fscore_support(references, predictions, labels=others, average="micro", zero_division=0)
+    weighted = precision_recall_fscore_support(references, predictions, average="weighted", zero_division=0)
+    assert (scores["precision"], scores["recall"], scores["f1"]) == pytest.approx(micro[:3])
+    assert (scores["weighted_precision"], scores["weighted_recall"], scores["weighted_f1"]) == pytest.approx(
+        weighted[:3]
+    )
+    assert scores["weighted_recall"] == pytest.approx(accuracy_score(references, predictions))

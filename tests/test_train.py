@@ -80,7 +80,10 @@ def test_training_writes_a_self_contained_run_folder(trained_run):
         assert (trained_run / name).is_file(), name
     results = json.loads((trained_run / "eval_results.json").read_text())
     assert results["split"] == "test" and set(results["splits"]) == {"validation", "test"}
-    assert set(results["metrics"]) == {"accuracy", "precision", "recall", "f1", "num_examples"}
+    assert set(results["metrics"]) == {
+        "accuracy", "precision", "recall", "f1", "weighted_precision", "weighted_recall", "weighted_f1", "num_examples",
+    }  # fmt: skip
+    assert results["metrics"]["weighted_recall"] == results["metrics"]["accuracy"]  # both families, each named
     assert results["metrics"]["num_examples"] == 15 and results["world_size"] == 1
     command = shlex.split(results["command"])  # re-runnable from the repository, though launched by absolute path
     assert command[:2] == ["python", "train.py"] and command[command.index("--output_dir") + 1] == str(trained_run)

@@ -5,6 +5,11 @@ prediction equal to a non-`None` gold label; precision = correct / non-`None` pr
 non-`None` gold labels. So predicting a real relation for a gold `None` is a false positive and predicting `None` (or
 another relation) for a gold relation is a false negative. Accuracy counts every example, `None` included.
 
+The ROC paper's MNRE table uses a None-inclusive variant instead, so its four numbers sit close together: the
+support-weighted precision / recall / F1 over **every** label, `None` included (scikit-learn's `average="weighted"`;
+weighted recall equals accuracy). Both families are returned, each named for what it is: `precision` / `recall` /
+`f1` (the field's, None excluded: the headline) and `weighted_precision` / `weighted_recall` / `weighted_f1`.
+
 Load it offline with `evaluate.load("metrics/re_f1")` (a path, not a Hub name); `relation_extraction_scores` is the
 same computation as a plain function.
 """
@@ -28,7 +33,8 @@ Args:
     references (`list[int]`): gold relation ids.
     negative_label (`int`, defaults to 0): the id of the `None` (no relation) label.
 Returns:
-    accuracy, precision, recall, f1 (fractions in [0, 1]), num_examples, and the counts `correct`, `predicted`
+    accuracy, precision, recall, f1 (None excluded), weighted_precision, weighted_recall, weighted_f1 (None
+    included, support-weighted), all fractions in [0, 1]; num_examples, and the counts `correct`, `predicted`
     (non-`None` predictions), `gold` (non-`None` gold labels).
 Example:
     >>> metric = evaluate.load("metrics/re_f1")
@@ -54,11 +60,33 @@ def relation_extraction_scores(predictions, references, negative_label: int = 0)
         "precision": precision,
         "recall": recall,
         "f1": f1,
+        **weighted_scores(pairs),
         "num_examples": len(pairs),
         "correct": correct,
         "predicted": predicted,
         "gold": gold,
     }
+
+
+def weighted_scores(pairs: list[tuple[int, int]]) -> dict[str, float]:
+    """Support-weighted P / R / F1 over every label, `None` included (scikit-learn's `average="weighted"`).
+
+    Each label's own precision, recall and F1, averaged with its gold count as weight; a label never in the gold
+    labels weighs 0 (its false positives still lower the precision of nothing but itself).
+    """
+    labels = sorted({label for pair in pairs for label in pair})
+    totals = {"weighted_precision": 0.0, "weighted_recall": 0.0, "weighted_f1": 0.0}
+    for label in labels:
+        true_positive = sum(p == r == label for p, r in pairs)
+        predicted = sum(p == label for p, _ in pairs)
+        support = sum(r == label for _, r in pairs)
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        totals["weighted_precision"] += support * precision
+        totals["weighted_recall"] += support * recall
+        totals["weighted_f1"] += support * f1
+    return {key: value / len(pairs) if pairs else 0.0 for key, value in totals.items()}
 
 
 @evaluate.utils.file_utils.add_start_docstrings(__doc__, _KWARGS_DESCRIPTION)
