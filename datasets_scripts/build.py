@@ -19,6 +19,8 @@ from pathlib import Path
 import datasets
 from datasets.exceptions import DatasetGenerationError
 
+from .captions import CAPTIONERS
+
 
 DESCRIPTION = __doc__.split("\n\n")[0]
 
@@ -51,6 +53,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--output_dir", required=True, help="Folder to write (data/*.parquet, README.md, build_report.json)."
+    )
+    parser.add_argument(
+        "--captions",
+        default=None,
+        metavar="DIR",
+        help="MNRE only: a folder with CAMIM's MLLM captions of the images (<captioner>_{train,val,test}.txt or "
+        ".json); adds a `caption` column (None where an image has none, counted in the report).",
+    )
+    parser.add_argument(
+        "--captioner",
+        default=None,
+        choices=list(CAPTIONERS),
+        help="MNRE only: whose captions (default with --captions: caption, i.e. Qwen-VL). Without --captions the "
+        "files are downloaded from CAMIM's pinned commit (sha256-checked).",
     )
     parser.add_argument(
         "--ner",
@@ -115,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("MORE cannot be downloaded automatically: pass --data_dir (see the notes below --help).")
     if args.ner_batch_size < 1:
         parser.error(f"--ner_batch_size must be >= 1, got {args.ner_batch_size}")
+    if args.dataset != "mnre" and (args.captions or args.captioner):
+        parser.error("--captions / --captioner are MNRE options (CAMIM's captions are of the MNRE images)")
     if args.ner_processes < 1:
         parser.error(f"--ner_processes must be >= 1, got {args.ner_processes}")
     if args.ner_processes > 1 and args.ner.partition(":")[0] != "spacy":
@@ -139,7 +157,7 @@ def make_builder(args: argparse.Namespace, tagger=None):
     if args.dataset == "mnre":
         from .mnre import MNREBuilder
 
-        return MNREBuilder(**kwargs)
+        return MNREBuilder(captions=args.captions, captioner=args.captioner, **kwargs)
     from .more import MOREBuilder
 
     return MOREBuilder(relation_bank=args.relation_bank, **kwargs)
@@ -164,6 +182,13 @@ def format_report(report: dict) -> str:
         )
     if report["missing_splits"]:
         lines.append(f"  no source file, so no split: {', '.join(report['missing_splits'])}")
+    if report.get("captions"):
+        counts = {s: i["captions"] for s, i in report["splits"].items() if "captions" in i}
+        per_split = "; ".join(
+            f"{s} {c['with_caption']:,} with / {c['without_caption']:,} without" for s, c in counts.items()
+        )
+        captions = report["captions"]
+        lines.append(f"  captions ({captions['captioner']}, from {captions['source']}): {per_split}")
     for info in report["splits"].values():
         lines += [f"  skipped {line}" for line in info["skipped"]["lines"][:10]]
     return "\n".join(lines)

@@ -153,6 +153,10 @@ class RelationBuilder(datasets.GeneratorBasedBuilder):
         """Markdown bullet lines for dataset-specific fields (for the dataset card)."""
         return []
 
+    def _extra_columns(self, source: SplitSource, record: SourceRecord) -> dict:
+        """Dataset-specific columns of a row (MNRE: `caption` when captions were asked for)."""
+        return {}
+
     # -- shared pipeline ------------------------------------------------------------------------------------------
     def _start_report(self) -> None:
         self.report = {
@@ -249,6 +253,7 @@ class RelationBuilder(datasets.GeneratorBasedBuilder):
             row = {
                 "id": f"{self.DATASET_PREFIX}-{source.name}-{record.source_line - 1:06d}",
                 **self._row(record, subject_type, object_type),
+                **self._extra_columns(source, record),
                 "image_id": record.image_id,
                 "image": str(path) if path is not None else None,
                 "source_file": record.source_file,

@@ -18,12 +18,14 @@ pinned sha256 sums. Images cannot be downloaded automatically: see `IMAGES_HELP`
 To build a Hub-format folder (parquet + card) use `python -m datasets_scripts.build mnre ...`.
 """
 
-import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
-from .builder_base import TEXT_ENTITY, RelationBuilder, SplitSource, text_entity
+from . import captions as camim
+from .builder_base import TEXT_ENTITY, RelationBuilder, RelationBuilderConfig, SplitSource, text_entity
+from .captions import sha256_of
 from .source_lines import SourceRecord, read_source_file
 
 
@@ -115,17 +117,34 @@ def find_split_file(text_dir: Path, split: str) -> Path | None:
     return None
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass
+class MNREConfig(RelationBuilderConfig):
+    """MNRE options, plus the image captions of CAMIM (see `datasets_scripts.captions`).
+
+    Args:
+        captions (`str`, *optional*): a folder holding CAMIM's caption files (`<captioner>_{train,val,test}.txt` or
+            `.json`). Without it, but with `captioner` set, the files are downloaded from CAMIM's pinned commit
+            (sha256 checked).
+        captioner (`str`, *optional*): which model's captions: `caption` (Qwen-VL, the default once captions are
+            asked for), `cogvlm`, `BLIP`, `instruct`, `llavanext`, `minicpm`. Neither option: no `caption` column.
+    """
+
+    captions: str | None = None
+    captioner: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.captions is not None and self.captioner is None:
+            self.captioner = camim.DEFAULT_CAPTIONER
+        if self.captioner is not None and self.captioner not in camim.CAPTIONERS:
+            raise ValueError(f"unknown captioner {self.captioner!r}; CAMIM has {', '.join(camim.CAPTIONERS)}")
 
 
 class MNREBuilder(RelationBuilder):
-    """MNRE with word `tokens`, NER-typed `subject`/`object` spans, `relation` (23-way ClassLabel) and `image`."""
+    """MNRE with word `tokens`, NER-typed `subject`/`object` spans, `relation` (23-way ClassLabel) and `image`
+    (plus `caption`, an MLLM's description of the image, when captions are asked for)."""
 
+    BUILDER_CONFIG_CLASS = MNREConfig
     DATASET_PREFIX = "mnre"
     OBJECT_IS_TEXT = True
     VERSION = datasets.Version("2.0.0")
@@ -133,12 +152,21 @@ class MNREBuilder(RelationBuilder):
     IMAGES_HELP = IMAGES_HELP
 
     def card_source(self) -> list[str]:
-        return [
+        lines = [
             f"- MNRE version 2, text from {MNRE_REPO} (folder `mnre_txt/`, pinned commit `{MNRE_COMMIT}` for "
             "downloads), images from the archive linked in that repository.",
             "- Zheng et al., *MNRE: A Challenge Multimodal Dataset for Neural Relation Extraction with Visual "
             "Evidence in Social Media Posts*, ICME 2021.",
         ]
+        if self.config.captioner:
+            captioner = self.config.captioner
+            lines.append(
+                f"- `caption`: the image's caption by **{camim.CAPTIONERS[captioner][1]}** (CAMIM file prefix "
+                f"`{captioner}`), from {camim.CAMIM_REPO} (`CAMIM/data/caption/`, commit `{camim.CAMIM_COMMIT}`); "
+                "Zhang et al., *Caption-Aware Multimodal Relation Extraction with Mutual Information "
+                "Maximization*, ACM MM 2024. `None` where the image has no caption (counted in the build report)."
+            )
+        return lines
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -153,6 +181,7 @@ class MNREBuilder(RelationBuilder):
                     "subject": TEXT_ENTITY,
                     "object": TEXT_ENTITY,
                     "relation": datasets.ClassLabel(names=MNRE_LABELS),
+                    **({"caption": datasets.Value("string")} if self.config.captioner else {}),
                     "image_id": datasets.Value("string"),
                     "image": datasets.Image(),
                     "source_file": datasets.Value("string"),
@@ -160,7 +189,7 @@ class MNREBuilder(RelationBuilder):
                 }
             ),
             homepage=MNRE_REPO,
-            citation=CITATION,
+            citation=CITATION + ("\n" + camim.CITATION if self.config.captioner else ""),
         )
 
     def _split_sources(self, dl_manager) -> list[SplitSource]:
@@ -188,7 +217,46 @@ class MNREBuilder(RelationBuilder):
                 image_dirs = [image_root / sub for sub in SPLIT_IMAGE_DIRS[split]] + [image_root]
             display_name = None if self.config.data_dir else UPSTREAM_FILE_NAMES[split]
             sources.append(SplitSource(split, Path(path), image_dirs, display_name=display_name))
+        self._captions = self._load_captions([s.name for s in sources], dl_manager) if self.config.captioner else {}
         return sources
+
+    def _load_captions(self, splits: list[str], dl_manager) -> dict[str, dict[str, str | None]]:
+        """`{split: {image key: caption}}`; a split whose caption file is absent gets none (with a warning)."""
+        captioner = self.config.captioner
+        names = {split: camim.caption_file_name(captioner, split) for split in splits}
+        if self.config.captions:
+            folder = Path(self.config.captions).expanduser()
+            if not folder.is_dir():
+                raise FileNotFoundError(f"--captions {folder} is not a folder (CAMIM's CAMIM/data/caption/)")
+            paths = {split: folder / name for split, name in names.items() if (folder / name).is_file()}
+            source = str(folder)
+        else:
+            try:
+                paths = dl_manager.download({split: camim.caption_url(name) for split, name in names.items()})
+            except Exception as err:  # offline, DNS, HTTP: a local copy is the way out
+                raise ConnectionError(
+                    f"Could not download the {captioner} captions from {camim.CAMIM_REPO} (commit "
+                    f"{camim.CAMIM_COMMIT}): {type(err).__name__}: {err}\nPass --captions with a folder holding "
+                    f"{', '.join(names.values())}."
+                ) from err
+            for split, path in paths.items():
+                camim.verify_download(names[split], path)
+            source = f"{camim.CAMIM_REPO} @ {camim.CAMIM_COMMIT}"
+        self.report["captions"] = {"captioner": captioner, "source": source}
+        for split in splits:
+            if split not in paths:
+                self._warn(f"MNRE {split}: no caption file {names[split]} in {source}; every caption is None.")
+        return {split: camim.read_caption_file(path) for split, path in paths.items()}
+
+    def _extra_columns(self, source: SplitSource, record: SourceRecord) -> dict:
+        if not self.config.captioner:
+            return {}
+        caption = self._captions.get(source.name, {}).get(camim.image_key(record.image_id))
+        counts = self.report["splits"][source.name].setdefault(
+            "captions", {"captioner": self.config.captioner, "with_caption": 0, "without_caption": 0}
+        )
+        counts["with_caption" if caption is not None else "without_caption"] += 1
+        return {"caption": caption}
 
     def _download(self, dl_manager) -> dict[str, Path]:
         try:
