@@ -309,14 +309,12 @@ class ROCModel(ROCPreTrainedModel):
             for k in ("cache_dir", "revision", "token", "local_files_only", "force_download")
             if k in kwargs
         }
-        try:
-            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        except RuntimeError as err:
-            if "ignore_mismatched_sizes" not in str(err) or kwargs.get("ignore_mismatched_sizes"):
-                raise
+        scalar = None
+        if not kwargs.get("ignore_mismatched_sizes"):
             scalar = _saved_scalar_logit_scale(pretrained_model_name_or_path, kwargs.get("subfolder", ""), hub_kwargs)
-            if scalar is None:
-                raise
+        if scalar is None:
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        else:
             verbosity = logging.get_verbosity()
             logging.set_verbosity_error()  # the expected mismatch report would read like a failure
             try:
@@ -327,8 +325,11 @@ class ROCModel(ROCPreTrainedModel):
                 )
             finally:
                 logging.set_verbosity(verbosity)
-            if [key for key, *_ in info["mismatched_keys"]] != ["logit_scale"]:
-                raise
+            mismatched = [key for key, *_ in info["mismatched_keys"]]
+            if mismatched != ["logit_scale"]:
+                raise RuntimeError(
+                    f"{pretrained_model_name_or_path}: weights of the wrong shape besides logit_scale: {mismatched}"
+                )
             with torch.no_grad():
                 loaded.logit_scale.copy_(scalar.reshape(1))
             if kwargs.get("output_loading_info"):
