@@ -120,6 +120,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max_eval_samples", type=positive_int, help="Keep the first N examples of each evaluated split."
     )
     data.add_argument("--use_images", action="store_true", help="Feed images (needs --vision_encoder).")
+    data.add_argument(
+        "--use_captions",
+        action="store_true",
+        help="Append each example's `caption` (an MLLM's text of the image; build the dataset with --captions) to "
+        "the marked text as a second segment; the caption is shortened first when --max_length is short.",
+    )
+    data.add_argument(
+        "--caption_dropout",
+        type=float,
+        default=0.0,
+        help="With --use_captions: probability that a training example's caption is left out (seeded per example "
+        "and epoch), so the model also works on posts without one.",
+    )
 
     model = parser.add_argument_group("model")
     model.add_argument("--model_name_or_path", help="A trained ROC folder / Hub id to evaluate or fine-tune further.")
@@ -280,31 +293,41 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
     if not 0.0 <= args.warmup_ratio < 1.0:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+    if not 0.0 <= args.caption_dropout <= 1.0:
+        parser.error(f"--caption_dropout must be in [0, 1], got {args.caption_dropout}")
+    if args.caption_dropout and not args.use_captions:
+        parser.error("--caption_dropout needs --use_captions")
     if not 0.0 <= args.mention_mask_prob <= 1.0:
         parser.error(f"--mention_mask_prob must be in [0, 1], got {args.mention_mask_prob}")
     if args.none_weight != 1.0 and args.loss_mode == "in_batch":
         parser.error("--none_weight applies to the bank / classification losses, not loss_mode=in_batch")
-    if args.do_train:
-        _check_output_dir(args, parser)
 
 
-def _check_output_dir(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """A training run writes into an empty folder, or resumes the run there, or replaces that run when told to."""
+def check_output_dir(args: argparse.Namespace) -> None:
+    """A training run writes into an empty folder, or resumes the run there, or replaces that run when told to.
+
+    Called by `main` before any process writes (not by `parse_args`, which benchmarks use to read a command's
+    flags); exits with status 2 and one `error:` line, like a bad flag.
+    """
     output_dir = Path(args.output_dir)
+    problem = None
     if output_dir.exists() and not output_dir.is_dir():
-        parser.error(f"--output_dir {output_dir} is a file, not a folder")
-    if args.resume_from_checkpoint or not output_dir.is_dir() or not any(output_dir.iterdir()):
+        problem = f"--output_dir {output_dir} is a file, not a folder"
+    elif args.resume_from_checkpoint or not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
-    if not args.overwrite_output_dir:
-        parser.error(
+    elif not args.overwrite_output_dir:
+        problem = (
             f"--output_dir {output_dir} is not empty: pass --resume_from_checkpoint latest to continue the run there, "
             "--overwrite_output_dir to replace it, or another folder"
         )
-    if not (output_dir / "training_args.json").is_file():
-        parser.error(
+    elif not (output_dir / "training_args.json").is_file():
+        problem = (
             f"--overwrite_output_dir: {output_dir} holds no training_args.json, so it is not a run folder of "
             "train.py; nothing there is removed. Pick an empty folder."
         )
+    if problem:
+        print(f"train.py: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def remove_previous_run(output_dir: Path) -> list[str]:
@@ -730,6 +753,8 @@ def _step_of(line: str) -> int | None:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.do_train:
+        check_output_dir(args)  # every process, before any of them writes (Accelerator() waits for all)
     output_dir = Path(args.output_dir)
     project_config = ProjectConfiguration(
         # `total_limit` is enforced by save_checkpoint, after a new checkpoint is complete
@@ -770,9 +795,18 @@ def main(argv: list[str] | None = None) -> dict:
         splits, label_names = load_splits(args)
     negative_id = negative_label_id(label_names)
     model, processor = build_model_and_processor(args, label_names)
-    collator = ROCDataCollator(processor, use_images=args.use_images)
+    if args.use_captions and "caption" not in next(iter(splits.values())).column_names:
+        raise SystemExit(
+            f"error: --use_captions: {args.dataset_name_or_path} has no caption column (build --captions)"
+        )
+    collator = ROCDataCollator(processor, use_images=args.use_images, use_captions=args.use_captions)
     train_collator = ROCDataCollator(
-        processor, use_images=args.use_images, mention_mask_prob=args.mention_mask_prob, seed=args.seed
+        processor,
+        use_images=args.use_images,
+        mention_mask_prob=args.mention_mask_prob,
+        seed=args.seed,
+        use_captions=args.use_captions,
+        caption_dropout=args.caption_dropout,
     )
 
     def loader(split, batch_size, train=False):
@@ -830,7 +864,7 @@ def main(argv: list[str] | None = None) -> dict:
         for epoch in range(state.epoch, args.num_train_epochs):
             state.epoch = epoch
             train_loader.set_epoch(epoch)  # the same shuffling order whether or not the run was resumed
-            train_collator.epoch = epoch  # and the same masked mentions
+            train_collator.epoch = epoch  # and the same masked mentions and dropped captions
             epoch_started = time.time()
             train_loss = train_one_epoch(
                 model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log

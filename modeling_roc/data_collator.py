@@ -31,6 +31,10 @@ class ROCDataCollator:
             to read the context and the type instead of memorising names, which rarely recur between MNRE's splits.
         seed: with `epoch` and the row's `index_column` value, fixes each masking draw, so a resumed or multi-process
             run masks exactly what an uninterrupted single-process run does.
+        use_captions: read the `caption` column (a text of the image, `None` where there is none) into the input,
+            as a second segment after the marked text.
+        caption_dropout: training: the probability that a row's caption is left out (seeded like the masking), so
+            the model also learns to predict from the text alone.
     """
 
     processor: ROCProcessor
@@ -40,10 +44,14 @@ class ROCDataCollator:
     mention_mask_prob: float = 0.0
     seed: int = 0
     epoch: int = 0
+    use_captions: bool = False
+    caption_dropout: float = 0.0
 
     def __post_init__(self):
         if not 0.0 <= self.mention_mask_prob <= 1.0:
             raise ValueError(f"`mention_mask_prob` must be in [0, 1], got {self.mention_mask_prob}.")
+        if not 0.0 <= self.caption_dropout <= 1.0:
+            raise ValueError(f"`caption_dropout` must be in [0, 1], got {self.caption_dropout}.")
         if self.mention_mask_prob > 0 and self.processor.tokenizer.mask_token is None:
             raise ValueError("`mention_mask_prob` needs a tokenizer with a mask token; this one has none.")
 
@@ -60,6 +68,15 @@ class ROCDataCollator:
                 )
         return tokens
 
+    def caption(self, row: dict[str, Any]) -> str | None:
+        """The row's caption, or None when it has none or `caption_dropout` drops it (seeded per row and epoch)."""
+        if "caption" not in row:
+            raise ValueError("`use_captions` needs a `caption` column (build the dataset with --captions).")
+        draw = random.Random(f"caption:{self.seed}:{self.epoch}:{row.get(self.index_column)}").random()
+        if self.caption_dropout and draw < self.caption_dropout:
+            return None
+        return row["caption"]
+
     def __call__(self, rows: list[dict[str, Any]]) -> BatchFeature:
         masking = self.mention_mask_prob > 0
         try:
@@ -69,6 +86,7 @@ class ROCDataCollator:
                 [row["object"] for row in rows],
                 images=[row.get("image") for row in rows] if self.use_images else None,
                 labels=[row[self.label_column] for row in rows] if self.label_column in rows[0] else None,
+                captions=[self.caption(row) for row in rows] if self.use_captions else None,
             )
         except ValueError as err:  # the processor counts examples within the batch: name the dataset rows
             ids = {i: row.get("id", "?") for i, row in enumerate(rows)}

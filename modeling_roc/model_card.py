@@ -51,6 +51,8 @@ KEY_FLAGS = (
     "relation_encoder",
     "vision_encoder",
     "use_images",
+    "use_captions",
+    "caption_dropout",
     "num_fusion_layers",
     "pair_embed_dim",
     "loss_mode",

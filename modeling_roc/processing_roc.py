@@ -231,7 +231,14 @@ class ROCProcessor(ProcessorMixin):
     def _prompt(self, entity_type: str | None) -> list[str]:
         return self.type_prompt(entity_type) if self.use_entity_types else []
 
-    def _encode_text(self, tokens, subject, object, example: int) -> tuple[list[int], int, int]:
+    def _encode_text(
+        self, tokens, subject, object, example: int, caption: str | None = None
+    ) -> tuple[list[int], int, int]:
+        """Token ids of the marked text (plus, given, the caption as a second segment) and the two marker positions.
+
+        The marked text has the budget first: truncation shortens the caption, never an entity marker; a caption
+        that no longer fits is left out.
+        """
         words = self.mark_entities(tokens, subject, object, example)
         encoding = self.tokenizer(words, is_split_into_words=True, add_special_tokens=True)
         ids, word_ids = encoding["input_ids"], encoding.word_ids()
@@ -248,6 +255,15 @@ class ROCProcessor(ProcessorMixin):
             budget=self.max_length - len(prefix) - len(suffix),
         )
         input_ids = prefix + [text_ids[p] for p in kept] + suffix
+        if caption is not None:
+            if not isinstance(caption, str):
+                raise ValueError(
+                    f"example {example}: a caption must be a string or None, got {type(caption).__name__}"
+                )
+            room = self.max_length - len(input_ids) - 1  # one more separator closes the caption segment
+            caption_ids = self.tokenizer(plain_text(caption), add_special_tokens=False)["input_ids"][: max(room, 0)]
+            if caption_ids:
+                input_ids += caption_ids + [self.tokenizer.sep_token_id]
         return input_ids, len(prefix) + kept.index(subj_open), len(prefix) + kept.index(obj_open)
 
     # -------------------------------------------------------------------------------------------------- images
@@ -306,6 +322,7 @@ class ROCProcessor(ProcessorMixin):
         objects: dict | Sequence[dict],
         images: Any | Sequence[Any] | None = None,
         labels: int | Sequence[int] | None = None,
+        captions: str | Sequence[str | None] | None = None,
         return_tensors: str = "pt",
         **kwargs,
     ) -> BatchFeature:
@@ -318,6 +335,9 @@ class ROCProcessor(ProcessorMixin):
                 `{"box": [cx, cy, w, h], "type": "OBJECT"}` (fractions of the image size).
             images: per example a PIL image, a path or `None`; for a visual object the box region is used.
             labels: per example a relation id.
+            captions: per example a text describing the image (e.g. an MLLM's caption) or `None`, appended as a
+                second segment after the marked text (`[CLS] text [SEP] caption [SEP]`); the caption is shortened
+                first when the budget is short.
 
         Returns:
             `BatchFeature` with `input_ids`, `attention_mask`, `subject_index`, `object_index`, and when given
@@ -328,13 +348,20 @@ class ROCProcessor(ProcessorMixin):
             tokens, subjects, objects = [tokens], [subjects], [objects]
             images = None if images is None else [images]
             labels = None if labels is None else [labels]
+            captions = None if captions is None else [captions]
         if not (len(tokens) == len(subjects) == len(objects)):
             raise ValueError(f"Got {len(tokens)} token lists, {len(subjects)} subjects and {len(objects)} objects.")
         for i, words in enumerate(tokens):
             if len(words) == 0:
                 raise ValueError(f"example {i}: the token list is empty.")
 
-        encoded = [self._encode_text(*example, i) for i, example in enumerate(zip(tokens, subjects, objects))]
+        if captions is not None and len(captions) != len(tokens):
+            raise ValueError(f"Got {len(captions)} captions for {len(tokens)} examples (use None for no caption).")
+        captions = captions if captions is not None else [None] * len(tokens)
+        encoded = [
+            self._encode_text(words, subject, object, i, caption)
+            for i, (words, subject, object, caption) in enumerate(zip(tokens, subjects, objects, captions))
+        ]
         width = max(len(ids) for ids, _, _ in encoded)
         pad_id = self.tokenizer.pad_token_id or 0
         data = {

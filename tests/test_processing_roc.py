@@ -284,3 +284,65 @@ def test_numpy_images_are_read_and_bad_ones_refused(processor):
         processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=image / 255.0)
     with pytest.raises(ValueError, match="example 0: an image must be a PIL image, a path, a URL or a numpy array"):
         processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=42)
+
+
+def test_a_caption_is_a_second_segment_shortened_before_any_marker(tokenizer):
+    processor = ROCProcessor(tokenizer=tokenizer, max_length=24)
+    words = "Bob works at Google".split()
+    caption = "A man in a suit stands in front of a large glass building with a colorful logo on it"
+    encoding = processor(words, span(0, 1, "PERSON"), span(3, 4, "ORG"), captions=caption)
+    tokens = _tokens(processor, encoding)
+    _assert_all_markers_once(tokens)
+    assert len(tokens) == 24, "the caption fills the budget, no more"
+    first_sep = tokens.index(tokenizer.sep_token)
+    assert tokens[first_sep + 1 : first_sep + 4] == ["a", "man", "in"] and tokens[-1] == tokenizer.sep_token
+    plain = processor(words, span(0, 1, "PERSON"), span(3, 4, "ORG"))
+    assert encoding["subject_index"].tolist() == plain["subject_index"].tolist(), "the text part is unchanged"
+    assert encoding["input_ids"][0, : plain["input_ids"].shape[1]].tolist() == plain["input_ids"][0].tolist()
+
+
+def test_a_long_text_keeps_its_markers_and_drops_the_caption(tokenizer):
+    processor = ROCProcessor(tokenizer=tokenizer, max_length=16)
+    words = ("word " * 30).split() + ["Google"]
+    encoding = processor(words, span(0, 1, "PERSON"), span(30, 31, "ORG"), captions="a <obj> logo")
+    tokens = _tokens(processor, encoding)
+    _assert_all_markers_once(tokens)  # neither truncation nor a literal marker in the caption moves a marker
+    assert tokens.count(tokenizer.sep_token) == 1, "no room left: the caption is left out"
+
+
+def test_captions_in_a_batch_may_be_missing_and_must_be_text(processor):
+    batch = processor(
+        ["Bob works at Google".split(), "Alice joined NASA".split()],
+        [span(0, 1, "PERSON"), span(0, 1, "PERSON")],
+        [span(3, 4, "ORG"), span(2, 3, "ORG")],
+        captions=["A man at a desk.", None],
+    )
+    tokens = [_tokens(processor, batch, row) for row in (0, 1)]
+    assert tokens[0].count(processor.tokenizer.sep_token) == 2 and tokens[1].count(processor.tokenizer.sep_token) == 1
+    with pytest.raises(ValueError, match="example 0: a caption must be a string or None"):
+        processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), captions=[3])
+    with pytest.raises(ValueError, match="1 captions for 2 examples"):
+        processor([["a", "b"], ["c", "d"]], [span(0, 1, None)] * 2, [span(1, 2, None)] * 2, captions=["x"])
+
+
+def test_caption_dropout_is_fixed_by_seed_epoch_and_row(processor):
+    from modeling_roc.data_collator import ROCDataCollator
+
+    rows = [
+        {"tokens": ["Bob", "works", "at", "Google"], "subject": span(0, 1, "PERSON"), "object": span(3, 4, "ORG"),
+         "relation": 0, "caption": f"caption {i}", "example_index": i}
+        for i in range(200)
+    ]  # fmt: skip
+    collator = ROCDataCollator(processor, use_captions=True, caption_dropout=0.5, seed=3)
+    kept = [collator.caption(row) is not None for row in rows]
+    assert 70 < sum(kept) < 130
+    again = ROCDataCollator(processor, use_captions=True, caption_dropout=0.5, seed=3)
+    assert [again.caption(row) is not None for row in rows] == kept
+    again.epoch = 1
+    assert [again.caption(row) is not None for row in rows] != kept
+    no_dropout = ROCDataCollator(processor, use_captions=True)
+    assert all(no_dropout.caption(row) == row["caption"] for row in rows)
+    with pytest.raises(ValueError, match="needs a `caption` column"):
+        no_dropout([{k: v for k, v in rows[0].items() if k != "caption"}])
+    with pytest.raises(ValueError, match="caption_dropout"):
+        ROCDataCollator(processor, use_captions=True, caption_dropout=1.5)

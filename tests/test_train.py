@@ -80,9 +80,8 @@ def test_training_writes_a_self_contained_run_folder(trained_run):
         assert (trained_run / name).is_file(), name
     results = json.loads((trained_run / "eval_results.json").read_text())
     assert results["split"] == "test" and set(results["splits"]) == {"validation", "test"}
-    assert set(results["metrics"]) == {
-        "accuracy", "precision", "recall", "f1", "weighted_precision", "weighted_recall", "weighted_f1", "num_examples",
-    }  # fmt: skip
+    field, none_included = ("accuracy", "precision", "recall", "f1"), ("weighted_precision", "weighted_recall")
+    assert set(results["metrics"]) == {*field, *none_included, "weighted_f1", "num_examples"}
     assert results["metrics"]["weighted_recall"] == results["metrics"]["accuracy"]  # both families, each named
     assert results["metrics"]["num_examples"] == 15 and results["world_size"] == 1
     command = shlex.split(results["command"])  # re-runnable from the repository, though launched by absolute path
@@ -402,3 +401,16 @@ def test_resuming_never_unpickles_the_checkpoint(inputs, tmp_path):
     _run(resume)
     curve = json.loads((run / "all_results.json").read_text())["learning_curve"]
     assert [r["epoch"] for r in curve] == [1, 2], "the training state came back from training_state.json"
+
+
+def test_captions_are_read_when_asked_and_refused_when_the_dataset_has_none(inputs, tmp_path):
+    captioned = write_tiny_dataset(tmp_path / "captioned", captions=True)
+    flags = ["--num_train_epochs", "1", "--use_captions", "--caption_dropout", "0.5"]
+    args = _train_args(inputs, tmp_path / "run", *flags)
+    args[args.index("--dataset_name_or_path") + 1] = str(captioned)
+    _run(args)
+    recorded = json.loads((tmp_path / "run" / "training_args.json").read_text())
+    assert recorded["use_captions"] is True and recorded["caption_dropout"] == 0.5
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, tmp_path / "plain", "--use_captions")]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode != 0 and "has no caption column" in refused.stderr

@@ -71,12 +71,18 @@ def _rows(split: str, n: int, seed: int) -> list[dict]:
     return rows
 
 
-def write_tiny_dataset(folder: Path, sizes: dict[str, int] | None = None) -> Path:
-    """A folder `load_dataset(folder)` reads as splits train / validation / test (parquet, ClassLabel kept)."""
+def write_tiny_dataset(folder: Path, sizes: dict[str, int] | None = None, captions: bool = False) -> Path:
+    """A folder `load_dataset(folder)` reads as splits train / validation / test (parquet, ClassLabel kept);
+    `captions`: with a `caption` column (a text of the imagined image, None for every fifth row)."""
     sizes = sizes or {"train": 48, "validation": 21, "test": 15}
     folder.mkdir(parents=True, exist_ok=True)
+    features = datasets.Features({**FEATURES, "caption": datasets.Value("string")}) if captions else FEATURES
     for seed, (split, n) in enumerate(sizes.items()):
-        dataset = datasets.Dataset.from_list(_rows(split, n, seed), features=FEATURES)
+        rows = _rows(split, n, seed)
+        if captions:
+            for i, row in enumerate(rows):
+                row["caption"] = None if i % 5 == 4 else f"A photo of {row['tokens'][0]} at an event."
+        dataset = datasets.Dataset.from_list(rows, features=features)
         dataset.to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
     return folder
 
