@@ -11,9 +11,10 @@ BLIP ones) counts as no caption. Downloads come from a pinned commit and every f
 """
 
 import ast
-import hashlib
 import json
 from pathlib import Path
+
+from .downloads import verify_sha256
 
 
 CAMIM_REPO = "https://github.com/zefanZhang-cn/CAMIM"
@@ -107,23 +108,9 @@ def read_caption_file(path: str | Path) -> dict[str, str | None]:
     return captions
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_download(file_name: str, path: str | Path) -> None:
     """Refuse a downloaded caption file whose sha256 is not the pinned one (every file has one)."""
-    expected = CAPTION_SHA256[file_name]
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ValueError(
-            f"Checksum mismatch for {caption_url(file_name)} (downloaded to {path}): sha256 {actual}, expected "
-            f"{expected}. Delete the cached file and retry, or pass --captions with a local copy."
-        )
+    verify_sha256(path, CAPTION_SHA256[file_name], caption_url(file_name), "pass --captions with a local copy")
 
 
 __all__ = [

@@ -25,7 +25,7 @@ import datasets
 
 from . import captions as camim
 from .builder_base import TEXT_ENTITY, RelationBuilder, RelationBuilderConfig, SplitSource, text_entity
-from .captions import sha256_of
+from .downloads import verify_sha256
 from .source_lines import SourceRecord, read_source_file
 
 
@@ -269,13 +269,7 @@ class MNREBuilder(RelationBuilder):
                 "mnre_txt/mnre_train.txt, 'mnre_txt/mnre_val .txt' and mnre_txt/mnre_test.txt (or those files)."
             ) from err
         for split, path in paths.items():
-            expected = MNRE_SHA256[split]
-            actual = sha256_of(path)
-            if actual != expected:
-                raise ValueError(
-                    f"Checksum mismatch for {MNRE_URLS[split]} (downloaded to {path}): sha256 {actual}, "
-                    f"expected {expected}. Delete the cached file and retry, or pass --data_dir."
-                )
+            verify_sha256(path, MNRE_SHA256[split], MNRE_URLS[split], "pass --data_dir")
         return {split: Path(path) for split, path in paths.items()}
 
     def _read_split(self, source: SplitSource):

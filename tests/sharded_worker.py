@@ -8,6 +8,7 @@ import tempfile
 
 import torch
 import torch.distributed as dist
+from conftest import TINY_BANK, tiny_bert  # this script's folder (tests/) is first on sys.path
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoTokenizer
@@ -15,24 +16,8 @@ from transformers import AutoTokenizer
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ENTITY_MARKERS, ROCConfig, ROCModel, ROCProcessor, resolve_encoder_path
 
 
-BANK = {
-    "None": "There is no relation between the two entities.",
-    "/per/per/couple": "The subject and the object are two people who are married or dating.",
-    "/per/org/member_of": "The subject is a person who is a member of the object organization.",
-}
-
-
-def tiny_bert(vocab_size: int, hidden_size: int) -> dict:
-    return {
-        "model_type": "bert",
-        "vocab_size": vocab_size,
-        "hidden_size": hidden_size,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "intermediate_size": 37,
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-    }
+def tiny_bert_without_dropout(vocab_size: int, hidden_size: int) -> dict:
+    return {**tiny_bert(vocab_size, hidden_size), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
 def main(output_dir: str) -> None:
@@ -42,10 +27,10 @@ def main(output_dir: str) -> None:
     tokenizer.add_special_tokens({"additional_special_tokens": list(ENTITY_MARKERS)})
     torch.manual_seed(0)
     config = ROCConfig(
-        text_config=tiny_bert(len(tokenizer), 32),
-        relation_config=tiny_bert(len(tokenizer), 24),
+        text_config=tiny_bert_without_dropout(len(tokenizer), 32),
+        relation_config=tiny_bert_without_dropout(len(tokenizer), 24),
         num_fusion_layers=2,
-        relation_bank=BANK,
+        relation_bank=TINY_BANK,
         fusion_dropout=0.0,
         pair_embed_dim=16,
     )

@@ -13,7 +13,8 @@ import pytest
 from fixtures import MNRE_DIR, REPO_ROOT, FakeTagger, mnre_line, write_mnre_fixture
 
 from datasets_scripts import build
-from datasets_scripts.mnre import MNRE_LABELS, MNRE_SHA256, MNRE_URLS, MNREBuilder, sha256_of
+from datasets_scripts.downloads import sha256_of
+from datasets_scripts.mnre import MNRE_LABELS, MNRE_SHA256, MNRE_URLS, MNREBuilder
 from datasets_scripts.source_lines import InvalidLineError
 
 
