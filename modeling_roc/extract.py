@@ -340,19 +340,7 @@ def run(
 
             hf_logging.disable_progress_bar()  # the weight-loading bar too
         device = args.device or ("cpu" if args.quantize else _default_device(shard))
-        extractor = TripleExtractor.from_pretrained(
-            args.model,
-            ner=tagger if tagger is not None else args.ner,
-            trust_remote_code=args.trust_remote_code,
-            device=device,
-            min_score=args.min_score,
-            top_k=args.top_k,
-            type_filter=not args.no_type_filter,
-            ignored_types=args.ignored_types,
-            batch_size=args.batch_size,
-            max_entities=args.max_entities,
-            quantize=args.quantize,
-        )
+        extractor = _load_extractor(args, tagger, device)
     if shard.is_main:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         if args.overwrite:
@@ -441,6 +429,27 @@ def run(
             merge_parts(output_path, [shard.part(output_path, rank) for rank in range(shard.world)])
         shard.wait()
     return counts
+
+
+def _load_extractor(args: argparse.Namespace, tagger: Tagger | None, device: str) -> TripleExtractor:
+    """The extractor of `--model`; a model that cannot be loaded is one `error:` line, not a traceback."""
+    try:
+        return TripleExtractor.from_pretrained(
+            args.model,
+            ner=tagger if tagger is not None else args.ner,
+            trust_remote_code=args.trust_remote_code,
+            device=device,
+            min_score=args.min_score,
+            top_k=args.top_k,
+            type_filter=not args.no_type_filter,
+            ignored_types=args.ignored_types,
+            batch_size=args.batch_size,
+            max_entities=args.max_entities,
+            quantize=args.quantize,
+        )
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SystemExit(f"error: --model {args.model} cannot be loaded: {reason}") from err
 
 
 def _default_device(shard: Shard) -> str:

@@ -349,7 +349,7 @@ def test_overwrite_deletes_nothing_until_the_model_has_loaded(tmp_path):
     output.write_text('{"id": 1, "line": 1, "triples": []}\n')
     args = parse_args(["--model", str(tmp_path / "no-such-model"), "--input", str(posts), "--output", str(output)])
     args.overwrite, args.no_progress = True, True
-    with pytest.raises(OSError):
+    with pytest.raises(SystemExit, match="error: --model .*no-such-model cannot be loaded"):
         run(args)
     assert output.read_text() == '{"id": 1, "line": 1, "triples": []}\n', "a typo in --model cost the old output"
 
