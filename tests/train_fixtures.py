@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 import datasets
+import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from modeling_roc import EMBEDDED_TEXT_ENCODER, resolve_encoder_path
@@ -92,12 +93,19 @@ def write_bank(path: Path) -> Path:
     return path
 
 
-def write_tiny_encoder(folder: Path) -> Path:
-    """A 2-layer, 32-wide random BERT with the MiniLM tokenizer (fast to train, loads like any Hub encoder)."""
+def write_tiny_encoder(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random BERT with the MiniLM tokenizer (fast to train, loads like any Hub encoder).
+
+    Seeded: an unseeded encoder made every test session train a different tiny model (one in three ended near a
+    tie between two relations, and tests of exact triples failed at random).
+    """
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
     )
-    BertModel(config).save_pretrained(folder)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        encoder = BertModel(config)
+    encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
