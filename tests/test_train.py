@@ -277,7 +277,13 @@ def test_a_checkpoint_killed_while_saving_costs_no_complete_checkpoint(inputs, t
     assert resumed["splits"] == expected["splits"]
     kept = sorted(checkpoints.iterdir(), key=lambda p: int(p.name.split("_")[-1]))
     assert len(kept) == 2 and all((p / "training_state.json").is_file() for p in kept)
-    _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))  # and it still resumes
+
+    # a complete checkpoint whose weights were truncated afterwards: named, and the previous one is used
+    weights = kept[-1] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    done = _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))
+    assert f"{kept[-1]} cannot be loaded" in done.stderr and f"falling back to {kept[-2]}" in done.stderr
+    assert json.loads((run / "eval_results.json").read_text())["splits"] == expected["splits"]
 
 
 def test_training_into_a_finished_run_folder_is_refused_unless_told(trained_run, inputs, tmp_path):
