@@ -108,6 +108,7 @@ def synthetic_batch(processor: ROCProcessor, batch_size: int, max_words: int, nu
 
 def main(argv: list[str] | None = None) -> dict:
     from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list
 
     args = parse_args(argv)
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     peaks = accelerator.gather_for_metrics([peak], use_gather_object=True)
 
     # the final save of train.py (sharding-safe) and a reload of what it wrote
-    with tempfile.TemporaryDirectory() as folder:
-        folder = accelerator.broadcast_object_list([folder])[0] if accelerator.num_processes > 1 else folder
+    with tempfile.TemporaryDirectory() as own_folder:
+        folder = broadcast_object_list([own_folder])[0]  # every process saves into the main process's folder
         state_dict = accelerator.get_state_dict(model)
         accelerator.unwrap_model(model).save_pretrained(
             folder, state_dict=state_dict, is_main_process=accelerator.is_main_process, save_function=accelerator.save

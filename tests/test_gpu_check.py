@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 
@@ -27,3 +28,19 @@ def test_gpu_check_refuses_a_run_with_nothing_to_time(tmp_path):
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--steps", "2", "--warmup_steps", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2 and "nothing to time" in done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_with_two_processes(tmp_path):
+    """`accelerate launch` with every GPU: here 2 gloo CPU processes (the save path is shared through a broadcast)."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29572",
+        str(REPO_ROOT / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "3", "--warmup_steps", "1",
+        "--batch_size", "4", "--output_dir", str(tmp_path), "--name", "two",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu_check_two.json").read_text())
+    assert result["num_processes"] == 2 and result["save_and_reload"] is True
