@@ -42,6 +42,7 @@ from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor
 from modeling_roc.data_collator import ROCDataCollator, with_row_index
 from modeling_roc.length_grouped_sampler import LengthGroupedSampler
+from modeling_roc.processing_roc import CAPTION_MODES
 from modeling_roc.reporting import (
     confusion_matrix,
     format_report,
@@ -123,8 +124,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument(
         "--use_captions",
         action="store_true",
-        help="Append each example's `caption` (an MLLM's text of the image; build the dataset with --captions) to "
-        "the marked text as a second segment; the caption is shortened first when --max_length is short.",
+        help="Read each example's `caption` (an MLLM's text of the image; build the dataset with --captions) into "
+        "the input, where --caption_mode puts it.",
+    )
+    data.add_argument(
+        "--caption_mode",
+        choices=CAPTION_MODES,
+        default="text",
+        help="With --use_captions: 'text' appends the caption to the marked text as a second segment (shortened "
+        "first when --max_length is short); 'tokens' encodes it on its own and gives its tokens to the fusion "
+        "layers, the slot where ROC puts image patches (a new model's config gets caption_tokens=True; a "
+        "--model_name_or_path keeps the mode its processor was saved with).",
+    )
+    data.add_argument(
+        "--max_caption_length",
+        type=positive_int,
+        default=64,
+        help="With --caption_mode tokens: token budget of a caption (Qwen's MNRE captions: median 37, 99th "
+        "percentile 82).",
     )
     data.add_argument(
         "--caption_dropout",
@@ -297,6 +314,10 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--caption_dropout must be in [0, 1], got {args.caption_dropout}")
     if args.caption_dropout and not args.use_captions:
         parser.error("--caption_dropout needs --use_captions")
+    if args.caption_mode != "text" and not args.use_captions:
+        parser.error(f"--caption_mode {args.caption_mode} needs --use_captions")
+    if args.caption_mode == "tokens" and args.no_fusion:
+        parser.error("--caption_mode tokens needs the fusion layers (drop --no_fusion)")
     if not 0.0 <= args.mention_mask_prob <= 1.0:
         parser.error(f"--mention_mask_prob must be in [0, 1], got {args.mention_mask_prob}")
     if args.none_weight != 1.0 and args.loss_mode == "in_batch":
@@ -414,6 +435,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         use_entity_types=not args.no_entity_types,
         relation_max_length=args.relation_max_length,
         freeze_relation_encoder=args.freeze_relation_encoder,
+        caption_tokens=args.use_captions and args.caption_mode == "tokens",
     )
     processor = ROCProcessor.from_encoders(
         args.text_encoder,
@@ -421,6 +443,8 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         vision_image_size=args.vision_image_size,
         max_length=args.max_length,
         use_entity_types=not args.no_entity_types,
+        caption_mode=args.caption_mode,
+        max_caption_length=args.max_caption_length,
     )
     return model, processor
 

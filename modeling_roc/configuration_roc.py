@@ -130,6 +130,10 @@ class ROCConfig(PretrainedConfig):
             Token budget of one relation description.
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on H_E before the classification head.
+        caption_tokens (`bool`, *optional*, defaults to `False`):
+            Take a caption of the image (an MLLM's text, `ROCProcessor(caption_mode="tokens")`) as extra fusion
+            tokens: the text encoder encodes it on its own and the fusion layers see [text; caption; image], the
+            caption tokens marked by a learned type vector. Without it a caption can still be part of the text.
 
     Example:
 
@@ -168,6 +172,7 @@ class ROCConfig(PretrainedConfig):
         freeze_relation_encoder: bool = False,
         relation_max_length: int = 64,
         classifier_dropout: float = 0.1,
+        caption_tokens: bool = False,
         **kwargs,
     ):
         self.text_config = _as_sub_config(text_config, "text_config")
@@ -196,6 +201,7 @@ class ROCConfig(PretrainedConfig):
         self.freeze_relation_encoder = freeze_relation_encoder
         self.relation_max_length = relation_max_length
         self.classifier_dropout = classifier_dropout
+        self.caption_tokens = caption_tokens
 
         if relation_bank:
             labels = list(relation_bank)
@@ -229,6 +235,8 @@ class ROCConfig(PretrainedConfig):
                 "`use_fusion=False` has no way to use images (the fusion encoder is what mixes them in); "
                 f"set `vision_model_name=None` (got {self.vision_model_name!r}) for the 'w/o fusion' ablation."
             )
+        if self.caption_tokens and not self.use_fusion:
+            raise ValueError("`caption_tokens=True` needs the fusion encoder (`use_fusion=True`): it reads them.")
         if self.text_config.hidden_size % self.num_fusion_heads:
             raise ValueError(
                 f"text hidden size {self.text_config.hidden_size} is not divisible by "

@@ -32,7 +32,7 @@ class ROCDataCollator:
         seed: with `epoch` and the row's `index_column` value, fixes each masking draw, so a resumed or multi-process
             run masks exactly what an uninterrupted single-process run does.
         use_captions: read the `caption` column (a text of the image, `None` where there is none) into the input,
-            as a second segment after the marked text.
+            where the processor's `caption_mode` puts it (a second text segment, or tokens of their own).
         caption_dropout: training: the probability that a row's caption is left out (seeded like the masking), so
             the model also learns to predict from the text alone.
     """
@@ -96,6 +96,8 @@ class ROCDataCollator:
             size = tuple(self.processor.image_config["input_size"])
             batch["pixel_values"] = torch.zeros((len(rows), *size))
             batch["image_mask"] = torch.zeros(len(rows), dtype=torch.bool)
+        if self.use_captions and self.processor.caption_mode == "tokens" and "caption_input_ids" not in batch:
+            batch.update(self.processor.caption_token_inputs([None] * len(rows)))  # same structure, all masked
         if self.index_column is not None and self.index_column in rows[0]:
             batch["example_index"] = torch.tensor([row[self.index_column] for row in rows])
         return batch

@@ -53,6 +53,7 @@ KEY_FLAGS = (
     "use_images",
     "use_captions",
     "caption_dropout",
+    "caption_mode",
     "num_fusion_layers",
     "pair_embed_dim",
     "loss_mode",

@@ -181,6 +181,8 @@ class ROCPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, ROCModel) and module.logit_scale is not None:
             init.constant_(module.logit_scale, math.log(1.0 / self.config.retrieval_temperature))
+        if isinstance(module, ROCModel) and module.caption_type_embedding is not None:
+            init.zeros_(module.caption_type_embedding)
         if hasattr(module, "init_non_persistent_buffers"):  # timm modules (e.g. Swin's relative position index)
             module.init_non_persistent_buffers()
 
@@ -205,6 +207,8 @@ class ROCModel(ROCPreTrainedModel):
             self.vision_model = self._build_vision_model(config, pretrained=False)
             self.vision_proj = nn.Linear(self.vision_model.num_features, text_hidden)
         self.fusion = ROCFusionEncoder(config) if config.use_fusion else None
+        # added to every caption token, so the fusion layers can tell the caption from the post it describes
+        self.caption_type_embedding = nn.Parameter(torch.zeros(text_hidden)) if config.caption_tokens else None
 
         pooled_width = 2 * text_hidden if config.entity_pooling == "marker" else text_hidden
         self.pair_proj = nn.Linear(pooled_width, config.pair_embed_dim)
@@ -469,6 +473,9 @@ class ROCModel(ROCPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        caption_input_ids: torch.Tensor | None = None,
+        caption_attention_mask: torch.Tensor | None = None,
+        caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """H_E = σ(W[H_s; H_o] + b), `(batch, pair_embed_dim)`."""
         text_states = self.text_model(
@@ -479,12 +486,28 @@ class ROCModel(ROCPreTrainedModel):
         if marker_pooling and (subject_index is None or object_index is None):
             raise ValueError("`subject_index` and `object_index` are required with entity_pooling='marker'.")
         hidden_states, padding_mask = text_states, attention_mask == 0
+        if caption_input_ids is not None:
+            if self.caption_type_embedding is None:
+                raise ValueError(
+                    "`caption_input_ids` were given to a model without caption tokens (config.caption_tokens=False); "
+                    "use the processor's caption_mode='text' for it."
+                )
+            if caption_attention_mask is None:
+                caption_attention_mask = torch.ones_like(caption_input_ids)
+            caption_states = self.text_model(
+                input_ids=caption_input_ids, attention_mask=caption_attention_mask
+            ).last_hidden_state  # (batch, caption_len, hidden)
+            caption_padding = caption_attention_mask == 0
+            if caption_mask is not None:
+                caption_padding = caption_padding | ~caption_mask.bool()[:, None]
+            hidden_states = torch.cat([hidden_states, caption_states + self.caption_type_embedding], dim=1)
+            padding_mask = torch.cat([padding_mask, caption_padding], dim=1)
         if pixel_values is not None and self.vision_model is not None:
             image_states = self.vision_proj(self._image_tokens(pixel_values))  # (batch, patches, hidden)
             if image_mask is None:
                 image_mask = torch.ones(len(pixel_values), dtype=torch.bool, device=pixel_values.device)
             image_padding = ~image_mask.bool()[:, None].expand(-1, image_states.shape[1])
-            hidden_states = torch.cat([text_states, image_states], dim=1)
+            hidden_states = torch.cat([hidden_states, image_states], dim=1)
             padding_mask = torch.cat([padding_mask, image_padding], dim=1)
         markers = torch.stack([subject_index, object_index], dim=1) if marker_pooling else None
         if self.fusion is not None and markers is not None and not self.training:
@@ -533,12 +556,24 @@ class ROCModel(ROCPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        caption_input_ids: torch.Tensor | None = None,
+        caption_attention_mask: torch.Tensor | None = None,
+        caption_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> ROCOutput | tuple:
         pair_embeds = self.get_pair_features(
-            input_ids, attention_mask, subject_index, object_index, pixel_values, image_mask, token_type_ids
+            input_ids,
+            attention_mask,
+            subject_index,
+            object_index,
+            pixel_values,
+            image_mask,
+            token_type_ids,
+            caption_input_ids,
+            caption_attention_mask,
+            caption_mask,
         )
         relation_embeds = logit_scale = None
         if self.classifier is not None:

@@ -13,7 +13,7 @@ import numbers
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from transformers import AutoTokenizer, BatchFeature
@@ -49,6 +49,8 @@ DEFAULT_TYPE_WORDS = {
 # Type written for an entity the NER tool did not recognise (a tweet handle such as `@Titans`, say).
 UNKNOWN_TYPE = "UNKNOWN"
 UNKNOWN_TYPE_WORD = "entity"
+CaptionMode = Literal["text", "tokens"]
+CAPTION_MODES = get_args(CaptionMode)
 _MARKER_TEXT = re.compile("|".join(re.escape(marker) for marker in ENTITY_MARKERS), re.IGNORECASE)
 
 
@@ -141,6 +143,12 @@ class ROCProcessor(ProcessorMixin):
             Write `[ type ]` prompts inside the markers (off for the "w/o entity types" ablation).
         type_words (`dict[str, str]`, *optional*):
             NER type -> words written in the prompt. Unlisted types are written lower-cased with `_` as spaces.
+        caption_mode (`str`, *optional*, defaults to `"text"`):
+            Where a caption (a text of the image) goes: `"text"` appends it to the marked text as a second segment;
+            `"tokens"` encodes it on its own (`caption_input_ids`), for a model with `caption_tokens=True` that hands
+            its encoded tokens to the fusion layers, the slot where ROC puts image patches.
+        max_caption_length (`int`, *optional*, defaults to 64):
+            Token budget of a caption encoded on its own (`caption_mode="tokens"`), special tokens included.
     """
 
     def __init__(
@@ -150,8 +158,16 @@ class ROCProcessor(ProcessorMixin):
         max_length: int = 128,
         use_entity_types: bool = True,
         type_words: dict[str, str] | None = None,
+        caption_mode: CaptionMode = "text",
+        max_caption_length: int = 64,
         **kwargs,
     ):
+        if caption_mode not in CAPTION_MODES:
+            raise ValueError(f"`caption_mode` must be one of {CAPTION_MODES}, got {caption_mode!r}.")
+        if max_caption_length < 3:
+            raise ValueError(f"`max_caption_length` must be >= 3 ([CLS] word [SEP]), got {max_caption_length}.")
+        self.caption_mode = caption_mode
+        self.max_caption_length = max_caption_length
         self.image_config = image_config
         self.max_length = max_length
         self.use_entity_types = use_entity_types
@@ -256,15 +272,30 @@ class ROCProcessor(ProcessorMixin):
         )
         input_ids = prefix + [text_ids[p] for p in kept] + suffix
         if caption is not None:
-            if not isinstance(caption, str):
-                raise ValueError(
-                    f"example {example}: a caption must be a string or None, got {type(caption).__name__}"
-                )
             room = self.max_length - len(input_ids) - 1  # one more separator closes the caption segment
             caption_ids = self.tokenizer(plain_text(caption), add_special_tokens=False)["input_ids"][: max(room, 0)]
             if caption_ids:
                 input_ids += caption_ids + [self.tokenizer.sep_token_id]
         return input_ids, len(prefix) + kept.index(subj_open), len(prefix) + kept.index(obj_open)
+
+    def caption_token_inputs(self, captions: Sequence[str | None]) -> dict[str, torch.Tensor]:
+        """Each caption encoded on its own (`[CLS] caption [SEP]`, at most `max_caption_length` tokens).
+
+        A row without a caption is encoded as `[CLS] [SEP]` (a fully masked row would make attention divide by
+        zero) and marked False in `caption_mask`, so the fusion layers ignore its tokens.
+        """
+        encoding = self.tokenizer(
+            [plain_text(caption) if caption is not None else "" for caption in captions],
+            padding=True,
+            truncation=True,
+            max_length=self.max_caption_length,
+            return_tensors="pt",
+        )
+        return {
+            "caption_input_ids": encoding["input_ids"],
+            "caption_attention_mask": encoding["attention_mask"],
+            "caption_mask": torch.tensor([caption is not None for caption in captions]),
+        }
 
     # -------------------------------------------------------------------------------------------------- images
     def _load_image(self, image: Any, example: int = 0):
@@ -335,13 +366,15 @@ class ROCProcessor(ProcessorMixin):
                 `{"box": [cx, cy, w, h], "type": "OBJECT"}` (fractions of the image size).
             images: per example a PIL image, a path or `None`; for a visual object the box region is used.
             labels: per example a relation id.
-            captions: per example a text describing the image (e.g. an MLLM's caption) or `None`, appended as a
-                second segment after the marked text (`[CLS] text [SEP] caption [SEP]`); the caption is shortened
-                first when the budget is short.
+            captions: per example a text describing the image (e.g. an MLLM's caption) or `None`. With
+                `caption_mode="text"` it is appended as a second segment after the marked text (`[CLS] text [SEP]
+                caption [SEP]`) and shortened first when the budget is short; with `"tokens"` it is encoded on its own.
 
         Returns:
             `BatchFeature` with `input_ids`, `attention_mask`, `subject_index`, `object_index`, and when given
-            `pixel_values` + `image_mask` (False where an example has no image) and `labels`.
+            `pixel_values` + `image_mask` (False where an example has no image), `caption_input_ids` +
+            `caption_attention_mask` + `caption_mask` (`caption_mode="tokens"`; False where an example has no
+            caption) and `labels`.
         """
         single = len(tokens) == 0 or isinstance(tokens[0], str)
         if single:
@@ -358,9 +391,13 @@ class ROCProcessor(ProcessorMixin):
         if captions is not None and len(captions) != len(tokens):
             raise ValueError(f"Got {len(captions)} captions for {len(tokens)} examples (use None for no caption).")
         captions = captions if captions is not None else [None] * len(tokens)
+        for i, caption in enumerate(captions):
+            if caption is not None and not isinstance(caption, str):
+                raise ValueError(f"example {i}: a caption must be a string or None, got {type(caption).__name__}")
+        in_text = captions if self.caption_mode == "text" else [None] * len(tokens)
         encoded = [
             self._encode_text(words, subject, object, i, caption)
-            for i, (words, subject, object, caption) in enumerate(zip(tokens, subjects, objects, captions))
+            for i, (words, subject, object, caption) in enumerate(zip(tokens, subjects, objects, in_text))
         ]
         width = max(len(ids) for ids, _, _ in encoded)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -377,13 +414,33 @@ class ROCProcessor(ProcessorMixin):
             pixels = self._pixel_values(images, regions)
             if pixels is not None:
                 data["pixel_values"], data["image_mask"] = pixels
+        if self.caption_mode == "tokens" and any(caption is not None for caption in captions):
+            data.update(self.caption_token_inputs(captions))
         if labels is not None:
             data["labels"] = torch.as_tensor(labels, dtype=torch.long)
         return BatchFeature(data, tensor_type=None if return_tensors == "pt" else return_tensors)
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "subject_index", "object_index", "pixel_values", "image_mask"]
+        return [
+            "input_ids",
+            "attention_mask",
+            "subject_index",
+            "object_index",
+            "pixel_values",
+            "image_mask",
+            "caption_input_ids",
+            "caption_attention_mask",
+            "caption_mask",
+        ]
 
 
-__all__ = ["DEFAULT_TYPE_WORDS", "ROCProcessor", "UNKNOWN_TYPE", "crop_box", "is_visual_object", "keep_positions"]
+__all__ = [
+    "CAPTION_MODES",
+    "DEFAULT_TYPE_WORDS",
+    "ROCProcessor",
+    "UNKNOWN_TYPE",
+    "crop_box",
+    "is_visual_object",
+    "keep_positions",
+]

@@ -289,3 +289,29 @@ def test_a_checkpoint_saved_with_a_scalar_logit_scale_still_loads(make_model, tm
     reloaded = ROCModel.from_pretrained(tmp_path)
     assert reloaded.logit_scale.shape == (1,)
     assert torch.allclose(reloaded.logit_scale, model.logit_scale + 0.5)
+
+
+def test_caption_tokens_reach_the_pair_only_where_a_caption_is_present(make_model, batch, tokenizer):
+    from modeling_roc import ROCProcessor
+
+    model = make_model(caption_tokens=True, vision_model_name=None).eval()
+    captions = ROCProcessor(tokenizer=tokenizer, caption_mode="tokens").caption_token_inputs(
+        ["a man on a red carpet", None, "a logo", None]
+    )
+    text = {k: v for k, v in batch.items() if k not in ("pixel_values", "image_mask")}
+    with torch.no_grad():
+        with_captions = model(**text, **captions).pair_embeds
+        other = model(
+            **text, **dict(captions, caption_input_ids=torch.randint_like(captions["caption_input_ids"], 1000, 2000))
+        ).pair_embeds
+        without = model(**text).pair_embeds
+    present = captions["caption_mask"]
+    assert not torch.allclose(with_captions[present], other[present])
+    assert torch.allclose(with_captions[~present], without[~present], atol=1e-6), "a masked caption changes nothing"
+    model.train()
+    model(**text, **captions).loss.backward()
+    assert model.caption_type_embedding.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="caption_tokens=False"):
+        make_model(vision_model_name=None)(**text, **captions)
+    with pytest.raises(ValueError, match="caption_tokens=True"):
+        ROCConfig(caption_tokens=True, use_fusion=False, relation_bank=TINY_BANK)

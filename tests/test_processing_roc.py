@@ -346,3 +346,44 @@ def test_caption_dropout_is_fixed_by_seed_epoch_and_row(processor):
         no_dropout([{k: v for k, v in rows[0].items() if k != "caption"}])
     with pytest.raises(ValueError, match="caption_dropout"):
         ROCDataCollator(processor, use_captions=True, caption_dropout=1.5)
+
+
+def test_caption_tokens_mode_encodes_the_caption_on_its_own(tokenizer):
+    processor = ROCProcessor(tokenizer=tokenizer, caption_mode="tokens", max_caption_length=8)
+    words = "Bob works at Google".split()
+    plain = processor(words, span(0, 1, "PERSON"), span(3, 4, "ORG"))
+    batch = processor(
+        [words, words],
+        [span(0, 1, "PERSON")] * 2,
+        [span(3, 4, "ORG")] * 2,
+        captions=["A man in a suit stands in front of a glass building", None],
+    )
+    assert batch["input_ids"][0].tolist() == plain["input_ids"][0].tolist(), "the text segment has no caption"
+    caption = tokenizer.convert_ids_to_tokens(batch["caption_input_ids"][0])
+    assert caption[0] == tokenizer.cls_token and caption[-1] == tokenizer.sep_token and len(caption) == 8
+    assert batch["caption_mask"].tolist() == [True, False]
+    assert batch["caption_attention_mask"][1].sum() == 2, (
+        "a row without caption is [CLS] [SEP], masked by caption_mask"
+    )
+    assert "caption_input_ids" not in processor([words], [span(0, 1, "PERSON")], [span(3, 4, "ORG")], captions=[None])
+    with pytest.raises(ValueError, match="caption_mode"):
+        ROCProcessor(tokenizer=tokenizer, caption_mode="image")
+
+
+def test_the_caption_mode_is_saved_with_the_processor(tokenizer, tmp_path):
+    ROCProcessor(tokenizer=tokenizer, caption_mode="tokens", max_caption_length=40).save_pretrained(tmp_path)
+    loaded = ROCProcessor.from_pretrained(tmp_path)
+    assert (loaded.caption_mode, loaded.max_caption_length) == ("tokens", 40)
+
+
+def test_the_collator_keeps_caption_inputs_when_every_caption_is_dropped(tokenizer):
+    from modeling_roc.data_collator import ROCDataCollator
+
+    processor = ROCProcessor(tokenizer=tokenizer, caption_mode="tokens")
+    rows = [
+        {"tokens": ["Bob", "works", "at", "Google"], "subject": span(0, 1, "PERSON"), "object": span(3, 4, "ORG"),
+         "relation": 0, "caption": "a man", "example_index": i}
+        for i in range(3)
+    ]  # fmt: skip
+    batch = ROCDataCollator(processor, use_captions=True, caption_dropout=1.0)(rows)
+    assert batch["caption_mask"].tolist() == [False] * 3, "same inputs every step (DDP needs a fixed structure)"

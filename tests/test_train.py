@@ -420,3 +420,24 @@ def test_captions_are_read_when_asked_and_refused_when_the_dataset_has_none(inpu
     command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, tmp_path / "plain", "--use_captions")]
     refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert refused.returncode != 0 and "has no caption column" in refused.stderr
+
+
+def test_caption_tokens_train_a_model_that_reloads_with_its_caption_mode(inputs, tmp_path):
+    from modeling_roc import ROCModel, ROCProcessor
+
+    captioned = write_tiny_dataset(tmp_path / "captioned", captions=True)
+    flags = ["--num_train_epochs", "1", "--use_captions", "--caption_mode", "tokens", "--max_caption_length", "16"]
+    args = _train_args(inputs, tmp_path / "run", *flags)
+    args[args.index("--dataset_name_or_path") + 1] = str(captioned)
+    _run(args)
+    model = ROCModel.from_pretrained(tmp_path / "run")
+    processor = ROCProcessor.from_pretrained(tmp_path / "run")
+    assert model.config.caption_tokens and model.caption_type_embedding.abs().sum() > 0, "the type vector trained"
+    assert (processor.caption_mode, processor.max_caption_length) == ("tokens", 16)
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        *_train_args(inputs, tmp_path / "x", "--caption_mode", "tokens"),
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode != 0 and "--caption_mode tokens needs --use_captions" in refused.stderr
