@@ -6,7 +6,7 @@
 
 The staged folder holds what `AutoModel` / `AutoProcessor` / `pipeline(..., trust_remote_code=True)` need (config
 with `auto_map`, the model code, safetensors weights, tokenizers with the entity markers, processor config), the
-relation bank as `relation_bank.json`, a model card built from the run's own records (`modeling_roc.model_card`), and
+relation bank as `relation_bank.json`, a model card built from the run's own records (`roc_mre.hub.model_card`), and
 the run's reports; never `checkpoints/`. Before anything is uploaded, a fresh Python process with `HF_HUB_OFFLINE=1`,
 an empty HF cache and this project made unimportable loads the folder with the Auto classes and the pipeline, runs
 one example and the card's usage snippet; a folder that fails is refused. The dataset folder written by
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from datasets_scripts.redaction import redact_local_paths, redact_secrets
 from modeling_roc import ENTITY_MARKERS, TASK
-from modeling_roc.model_card import EXAMPLE, RELATION_BANK_FILE, build_model_card, relation_bank_payload, usage_snippet
+from roc_mre.hub.model_card import EXAMPLE, RELATION_BANK_FILE, build_model_card, relation_bank_payload, usage_snippet
 
 
 REPO_ROOT = Path(__file__).resolve().parent

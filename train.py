@@ -40,10 +40,11 @@ from transformers import get_linear_schedule_with_warmup
 
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor
-from modeling_roc.data_collator import ROCDataCollator, with_row_index
-from modeling_roc.length_grouped_sampler import LengthGroupedSampler
 from modeling_roc.processing_roc import CAPTION_MODES
-from modeling_roc.reporting import (
+from roc_mre.labels import find_none_label
+from roc_mre.training.data_collator import ROCDataCollator, with_row_index
+from roc_mre.training.length_grouped_sampler import LengthGroupedSampler
+from roc_mre.training.reporting import (
     confusion_matrix,
     format_report,
     per_relation_report,
@@ -53,8 +54,19 @@ from modeling_roc.reporting import (
 
 
 logger = get_logger(__name__)
+# Accelerate's trackers and the module each one needs (accelerate.utils.LoggerType).
+TRACKER_PACKAGES = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "trackio": "trackio",
+    "comet_ml": "comet_ml",
+    "mlflow": "mlflow",
+    "clearml": "clearml",
+    "dvclive": "dvclive",
+    "aim": "aim",
+    "swanlab": "swanlab",
+}
 METRIC_PATH = str(Path(__file__).resolve().parent / "metrics" / "re_f1")
-NONE_LABELS = ("None", "none", "NA", "no_relation")
 # Parameters of these sub-modules are pretrained encoders; everything else (fusion, pair head, projections, τ, label
 # embeddings, classifier) starts from scratch and gets `--head_learning_rate`.
 ENCODER_PREFIXES = ("text_model.", "relation_model.", "vision_model.")
@@ -97,6 +109,29 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
+
+
+def check_report_to(value: str, parser: argparse.ArgumentParser) -> str:
+    """`--report_to` with every named tracker installed, or a parser error naming the missing one (as Trainer fails).
+
+    Accelerate would only warn and train without it, so a long run would end with no curves where some were asked for.
+    """
+    import importlib.util
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if names in ([], ["none"]):
+        return "none"
+    if names == ["all"]:
+        return "all"
+    for name in names:
+        if name not in TRACKER_PACKAGES:
+            parser.error(f"--report_to {name}: unknown tracker; choose from {', '.join(TRACKER_PACKAGES)}, all, none")
+        if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            parser.error(
+                f"--report_to {name}: the {TRACKER_PACKAGES[name]} package is not installed "
+                f"(pip install {TRACKER_PACKAGES[name]})"
+            )
+    return ",".join(names)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -235,7 +270,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--log_level", default="info", choices=["debug", "info", "warning", "error"], help="Main process log level."
     )
-    train.add_argument("--report_to", default="none", help="Accelerate trackers: tensorboard, wandb, all, none...")
+    train.add_argument(
+        "--report_to",
+        default="none",
+        help="Experiment trackers through Accelerate, comma-separated: tensorboard (in the train extra), wandb, "
+        "trackio, comet_ml, mlflow, clearml, dvclive, aim, swanlab; 'all' (every installed one) or 'none'. Loss, "
+        "learning rates and τ go to log_history.jsonl and the log either way.",
+    )
     train.add_argument("--dataloader_num_workers", type=non_negative_int, default=0, help="DataLoader workers.")
     train.add_argument(
         "--group_by_length",
@@ -310,6 +351,7 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
     if not 0.0 <= args.warmup_ratio < 1.0:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+    args.report_to = check_report_to(args.report_to, parser)
     if not 0.0 <= args.caption_dropout <= 1.0:
         parser.error(f"--caption_dropout must be in [0, 1], got {args.caption_dropout}")
     if args.caption_dropout and not args.use_captions:
@@ -396,10 +438,7 @@ def token_lengths(split: datasets.Dataset, processor: ROCProcessor, chunk: int =
 
 
 def negative_label_id(label_names: list[str]) -> int:
-    for name in NONE_LABELS:
-        if name in label_names:
-            return label_names.index(name)
-    raise ValueError(f"No 'no relation' label among {label_names} (looked for {NONE_LABELS}).")
+    return label_names.index(find_none_label(label_names))
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -788,7 +827,7 @@ def main(argv: list[str] | None = None) -> dict:
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
+        log_with=None if args.report_to == "none" else args.report_to.split(","),
         project_config=project_config,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=bool(args.use_images))],

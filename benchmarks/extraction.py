@@ -2,7 +2,7 @@
 
     python benchmarks/extraction.py --dataset data/mnre --split validation --model runs/a-frozenrel-fusion1
 
-Every unique sentence of the split is a post (text only, no image). The extractor (`modeling_roc.extraction`) runs
+Every unique sentence of the split is a post (text only, no image). The extractor (`roc_mre.extraction`) runs
 end to end: NER -> ordered entity pairs -> ROC, in chunks of `--chunk_size` posts as the command line does.
 
 Speed: posts/s with NER included, without it (model + pair building only), and NER alone; pairs scored per second.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank  # noqa: E402
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor, ROCRelationExtractionPipeline  # noqa: E402
-from modeling_roc.extraction import DEFAULT_NER, TripleExtractor, candidate_pairs  # noqa: E402
+from roc_mre.extraction import DEFAULT_NER, TripleExtractor, candidate_pairs  # noqa: E402
 
 
 DEFAULT_RUN = REPO_ROOT / "runs" / "a-frozenrel-fusion1"

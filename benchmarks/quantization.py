@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from modeling_roc import ROCModel, ROCProcessor, quantize_int8  # noqa: E402
-from modeling_roc.data_collator import ROCDataCollator  # noqa: E402
+from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
 from train import METRIC_PATH, percent_metrics  # noqa: E402
 
 

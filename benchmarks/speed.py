@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank  # noqa: E402
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor  # noqa: E402
-from modeling_roc.data_collator import ROCDataCollator  # noqa: E402
-from modeling_roc.length_grouped_sampler import LengthGroupedSampler  # noqa: E402
+from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
+from roc_mre.training.length_grouped_sampler import LengthGroupedSampler  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

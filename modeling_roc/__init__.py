@@ -2,6 +2,8 @@
 
 Importing the package registers the classes with the Auto* factories (for this process) and marks them for
 `save_pretrained` to write an `auto_map` + the code, so saved folders load anywhere with `trust_remote_code=True`.
+This package is exactly what is shipped: configuration, model, processor and pair-level pipeline. Training helpers,
+triple extraction and Hub publishing live in `roc_mre`.
 """
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
@@ -21,8 +23,6 @@ AutoConfig.register("roc", ROCConfig, exist_ok=True)
 AutoModel.register(ROCConfig, ROCModel, exist_ok=True)
 AutoProcessor.register(ROCConfig, ROCProcessor, exist_ok=True)
 
-from .extraction import TRIPLE_TASK, ROCTripleExtractionPipeline, TripleExtractor  # noqa: E402  (after the registrations)
-
 
 __all__ = [
     "DEFAULT_TYPE_WORDS",
@@ -34,10 +34,7 @@ __all__ = [
     "ROCOutput",
     "ROCProcessor",
     "ROCRelationExtractionPipeline",
-    "ROCTripleExtractionPipeline",
     "TASK",
-    "TRIPLE_TASK",
-    "TripleExtractor",
     "UNKNOWN_TYPE",
     "bank_contrastive_loss",
     "in_batch_contrastive_loss",

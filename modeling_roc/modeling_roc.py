@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
+from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
 from .configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS, MarkerInit, ROCConfig, resolve_encoder_path
@@ -176,6 +177,9 @@ class ROCPreTrainedModel(PreTrainedModel):
     base_model_prefix = "roc"
     main_input_name = "input_ids"
     input_modalities = ["image", "text"]
+    # `activation_checkpointing_enable()` (transformers 5's `gradient_checkpointing_enable`) reaches the text and
+    # relation encoders' layers; the fusion layers, one to three on top, keep their activations
+    supports_gradient_checkpointing = True
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -212,6 +216,7 @@ class ROCModel(ROCPreTrainedModel):
 
         pooled_width = 2 * text_hidden if config.entity_pooling == "marker" else text_hidden
         self.pair_proj = nn.Linear(pooled_width, config.pair_embed_dim)
+        self.pair_activation = ACT2FN["linear" if config.pair_activation == "identity" else config.pair_activation]
 
         self.relation_model = None
         self.relation_proj = None
@@ -369,6 +374,13 @@ class ROCModel(ROCPreTrainedModel):
         if self.relation_tokenizer is not None and kwargs.get("is_main_process", True):
             self.relation_tokenizer.save_pretrained(os.path.join(save_directory, RELATION_TOKENIZER_DIR))
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings (entity markers included), as `resize_token_embeddings` expects."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
+
     # ------------------------------------------------------------------------------------------------ relation bank
     @property
     def relation_labels(self) -> list[str]:
@@ -523,23 +535,13 @@ class ROCModel(ROCPreTrainedModel):
                 pooled = text_states[rows, markers].flatten(1)  # [H_s; H_o]
             else:
                 pooled = masked_mean(text_states, attention_mask)
-        return self._activation(self.pair_proj(pooled))
+        return self.pair_activation(self.pair_proj(pooled))
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         features = self.vision_model.forward_features(pixel_values)
         if features.dim() == 4:  # CNN feature map (batch, channels, h, w) -> (batch, h*w, channels)
             features = features.flatten(2).transpose(1, 2)
         return features
-
-    def _activation(self, x: torch.Tensor) -> torch.Tensor:
-        name = self.config.pair_activation
-        if name == "sigmoid":
-            return torch.sigmoid(x)
-        if name == "tanh":
-            return torch.tanh(x)
-        if name == "gelu":
-            return F.gelu(x)
-        return x
 
     def get_logit_scale(self) -> torch.Tensor:
         if self.logit_scale is None:

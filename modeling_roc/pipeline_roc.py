@@ -2,8 +2,9 @@
 
 Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional}`; the
 object may be a visual object `{"box": [cx, cy, w, h], "type": "OBJECT"}` (MORE), a region of the image.
-Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first, where `score` is
-the softmax over the relation bank of the scaled cosine similarities. This file is copied next to the weights.
+Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first (3 by default;
+`top_k=None` returns every relation, as in text-classification), where `score` is the softmax over the relation bank
+of the scaled cosine similarities. This file is copied next to the weights.
 """
 
 from typing import Any
@@ -11,12 +12,17 @@ from typing import Any
 import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
 
 from .modeling_roc import quantize_int8
 
 
+logger = logging.get_logger(__name__)
+
 TASK = "multimodal-relation-extraction"
 _REQUIRED_KEYS = ("tokens", "subject", "object")
+DEFAULT_TOP_K = 3
+_UNSET = object()  # `top_k` not given: keep the default; `None` means every relation
 
 
 class ROCRelationExtractionPipeline(Pipeline):
@@ -46,12 +52,14 @@ class ROCRelationExtractionPipeline(Pipeline):
         super().save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
-    def _sanitize_parameters(self, top_k: int | None = None, **kwargs):
+    def _sanitize_parameters(self, top_k: int | None = _UNSET, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unknown arguments {sorted(kwargs)} (it takes `top_k`).")
         postprocess_kwargs = {}
-        if top_k is not None:
-            if int(top_k) < 1:
-                raise ValueError(f"`top_k` must be >= 1, got {top_k}.")
-            postprocess_kwargs["top_k"] = int(top_k)
+        if top_k is not _UNSET:
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"`top_k` must be an integer >= 1, or None for every relation; got {top_k!r}.")
+            postprocess_kwargs["top_k"] = top_k
         return {}, {}, postprocess_kwargs
 
     def preprocess(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -61,6 +69,11 @@ class ROCRelationExtractionPipeline(Pipeline):
             )
         image = inputs.get("image")
         has_vision = getattr(self.model, "vision_model", None) is not None
+        if image is not None and not has_vision:
+            logger.warning_once(
+                "This ROC model is text-only (no vision encoder): the images given are ignored and relations are "
+                "predicted from the text."
+            )
         encoded = self.processor(
             inputs["tokens"], inputs["subject"], inputs["object"], images=image if has_vision else None
         )
@@ -81,10 +94,12 @@ class ROCRelationExtractionPipeline(Pipeline):
             model_inputs["pixel_values"] = model_inputs.pop("image")
         return {"logits": self.model(**model_inputs).logits}
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 3) -> list[dict[str, Any]]:
+    def postprocess(
+        self, model_outputs: dict[str, torch.Tensor], top_k: int | None = DEFAULT_TOP_K
+    ) -> list[dict[str, Any]]:
         probabilities = model_outputs["logits"][0].float().softmax(-1)
         labels = self.model.config.relation_labels
-        scores, indices = probabilities.topk(min(top_k, len(labels)))
+        scores, indices = probabilities.topk(len(labels) if top_k is None else min(top_k, len(labels)))
         bank = self.model.config.relation_bank
         return [
             {"relation": labels[i], "score": score, "description": bank[labels[i]]}

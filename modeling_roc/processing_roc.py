@@ -355,7 +355,6 @@ class ROCProcessor(ProcessorMixin):
         labels: int | Sequence[int] | None = None,
         captions: str | Sequence[str | None] | None = None,
         return_tensors: str = "pt",
-        **kwargs,
     ) -> BatchFeature:
         """Encode one example or a batch.
 

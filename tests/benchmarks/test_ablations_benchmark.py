@@ -1,0 +1,101 @@
+"""benchmarks/ablations.py as a user runs it, on the generated tiny dataset and encoder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers.tiny_models import REPO_ROOT
+from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def reference_args(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablation-inputs")
+    return [
+        "--dataset_name_or_path", str(write_tiny_dataset(root / "dataset")),
+        "--relation_bank", str(write_bank(root / "bank.json")),
+        "--text_encoder", str(write_tiny_encoder(root / "encoder")),
+        "--num_fusion_layers", "1",
+        "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "8",
+        "--learning_rate", "1e-3",
+        "--seed", "7",
+    ]  # fmt: skip
+
+
+def _ablations(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "ablations.py"), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
+def test_each_ablation_adds_its_switch_and_reports_its_delta(reference_args, tmp_path):
+    common = ["--name", "tiny", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    _ablations(*common, "--only", "classification_head", "no_entity_types", "--parallel", "2", "--", *reference_args)
+
+    record = json.loads((tmp_path / "results" / "ablations_tiny.json").read_text())
+    assert record["benchmark"] == "ablations_tiny" and record["split"] == "validation"
+    reference_f1 = record["reference"]["metrics"]["f1"]
+    rows = {row["ablation"]: row for row in record["ablations"]}
+    assert set(rows) == {"classification_head", "no_entity_types"}
+    for row in rows.values():
+        assert row["delta_f1"] == pytest.approx(row["metrics"]["f1"] - reference_f1, abs=0.011)
+    assert rows["classification_head"]["paper_delta_f1"] is not None
+
+    runs = tmp_path / "runs" / "tiny"
+    assert json.loads((runs / "classification_head" / "config.json").read_text())["head"] == "classification"
+    assert json.loads((runs / "no_entity_types" / "config.json").read_text())["use_entity_types"] is False
+    assert json.loads((runs / "reference" / "config.json").read_text())["head"] == "retrieval"
+
+    # A second call collects the finished runs instead of training them again.
+    stamp = (runs / "reference" / "all_results.json").stat().st_mtime_ns
+    again = _ablations(*common, "--only", "classification_head", "no_entity_types", "--", *reference_args)
+    assert "python train.py" not in again.stdout
+    assert (runs / "reference" / "all_results.json").stat().st_mtime_ns == stamp
+    assert record["trained_in_this_call"] == ["reference", "classification_head", "no_entity_types"]
+    collected = json.loads((tmp_path / "results" / "ablations_tiny.json").read_text())
+    assert collected["trained_in_this_call"] == []
+    assert collected["runs_wall_time_s_sum"] == record["runs_wall_time_s_sum"] > 0
+
+
+def test_reference_seeds_record_the_noise_floor(reference_args, tmp_path):
+    common = ["--name", "seeds", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    seeds = ["--reference_seeds", "8", "--parallel", "2"]
+    done = _ablations(*common, "--only", "no_fusion", *seeds, "--", *reference_args)
+
+    runs = tmp_path / "runs" / "seeds"
+    assert json.loads((runs / "reference_seed8" / "training_args.json").read_text())["seed"] == 8
+    assert json.loads((runs / "reference" / "training_args.json").read_text())["seed"] == 7
+    record = json.loads((tmp_path / "results" / "ablations_seeds.json").read_text())
+    spread = record["reference_seeds"]
+    assert spread["f1_by_seed"]["7"] == record["reference"]["metrics"]["f1"]
+    seed8_results = json.loads((runs / "reference_seed8" / "eval_results.json").read_text())
+    f1_seed8 = seed8_results["splits"]["validation"]["metrics"]["f1"]  # deltas are measured on validation
+    assert spread["f1_by_seed"]["8"] == f1_seed8
+    assert spread["f1_range"] == pytest.approx(abs(f1_seed8 - spread["f1_by_seed"]["7"]), abs=0.011)
+    assert "reference F1 over 2 seeds" in done.stdout
+
+
+def test_a_finished_run_can_stand_in_for_the_reference(reference_args, tmp_path):
+    common = ["--name", "tiny", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    _ablations(*common, "--only", "no_fusion", "--", *reference_args)
+    elsewhere = tmp_path / "runs" / "tiny" / "reference"
+    done = _ablations(
+        *common, "--name", "reused", "--only", "no_fusion", "--from_run", f"reference={elsewhere}",
+        "--from_run", f"no_fusion={tmp_path / 'runs' / 'tiny' / 'no_fusion'}", "--", *reference_args,
+    )  # fmt: skip
+    assert "python train.py" not in done.stdout
+    record = json.loads((tmp_path / "results" / "ablations_reused.json").read_text())
+    assert record["reference"]["run_dir"] == str(elsewhere)
+
+
+def test_unknown_ablation_names_are_refused(reference_args, tmp_path):
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "ablations.py"), "--name", "x"]
+    done = subprocess.run(
+        [*command, "--from_run", "no_images=somewhere", "--", *reference_args], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "no_images=somewhere" in done.stderr

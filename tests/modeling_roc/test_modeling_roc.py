@@ -1,0 +1,347 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers.tiny_models import TINY_BANK, tiny_bert
+
+from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCConfig, ROCModel, bank_contrastive_loss, in_batch_contrastive_loss
+from modeling_roc.configuration_roc import resolve_encoder_path
+
+
+def test_forward_shapes_and_outputs(make_model, batch):
+    model = make_model()
+    out = model(**batch)
+    assert out.logits.shape == (4, len(TINY_BANK))
+    assert out.pair_embeds.shape == (4, model.config.pair_embed_dim)
+    assert out.relation_embeds.shape == (len(TINY_BANK), model.config.pair_embed_dim)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    # logits are scaled cosines: |logit| <= 1/τ
+    assert out.logits.abs().max() <= out.logit_scale + 1e-4
+
+
+def test_gradients_reach_every_trainable_part(make_model, batch):
+    model = make_model()
+    model(**batch).loss.backward()
+    parts = {
+        "text": model.text_model,
+        "vision": model.vision_model,
+        "vision projection": model.vision_proj,
+        "fusion": model.fusion,
+        "pair head": model.pair_proj,
+        "relation encoder": model.relation_model,
+        "relation projection": model.relation_proj,
+    }
+    for name, module in parts.items():
+        grads = [p.grad for p in module.parameters() if p.requires_grad]
+        assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), f"no gradient reaches the {name}"
+    assert model.logit_scale.grad is not None and model.logit_scale.grad != 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"head": "classification"},
+        {"loss_mode": "in_batch"},
+    ],
+    ids=["retrieval-bank", "classification", "retrieval-in-batch"],
+)
+def test_a_few_steps_drive_the_loss_down(make_model, batch, overrides):
+    model = make_model(**overrides)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    # in-batch negatives cannot reach 0 here: labels repeat in the batch (false negatives)
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("num_fusion_layers", [1, 2])
+def test_inference_matches_the_full_fusion_computation(make_model, batch, tokenizer, num_fusion_layers):
+    """Inference computes only the marker outputs of the last fusion layer; training runs it whole. Without dropout the
+    two must agree (on a batch with padding and with and without images)."""
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    model = make_model(
+        num_fusion_layers=num_fusion_layers,
+        text_config={**tiny_bert(len(tokenizer)), **no_dropout},
+        relation_config={**tiny_bert(len(tokenizer), hidden_size=24), **no_dropout},
+    )
+    assert batch["attention_mask"].min() == 0, "the batch must contain padding"
+    full = model.train()(**batch)
+    with torch.no_grad():
+        inferred = model.eval()(**batch)
+    assert torch.allclose(inferred.pair_embeds, full.pair_embeds, atol=1e-5)
+    assert torch.equal(inferred.logits.argmax(-1), full.logits.argmax(-1))
+
+
+def test_bank_loss_is_cross_entropy_over_the_bank():
+    logits = torch.randn(5, 4)
+    labels = torch.tensor([0, 3, 3, 1, 2])
+    naive = torch.stack([-(logits[i].exp()[labels[i]] / logits[i].exp().sum()).log() for i in range(5)]).mean()
+    assert torch.allclose(bank_contrastive_loss(logits, labels), naive, atol=1e-6)
+
+
+def test_in_batch_loss_matches_the_papers_formula():
+    torch.manual_seed(0)
+    pairs, relations, scale = torch.randn(4, 8), torch.randn(3, 8), torch.tensor(20.0)
+    labels = torch.tensor([0, 2, 1, 2])
+    naive = 0.0
+    for i in range(4):
+        sims = torch.stack([F.cosine_similarity(pairs[i], relations[labels[j]], dim=0) for j in range(4)]) * scale
+        naive += -(sims[i].exp() / sims.exp().sum()).log()
+    assert torch.allclose(in_batch_contrastive_loss(pairs, relations, labels, scale), naive / 4, atol=1e-5)
+
+
+def test_relation_embeddings_are_encoded_once_in_eval_and_refreshed_after_changes(make_model, batch):
+    model = make_model().eval()
+    calls = []
+    model.relation_model.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        first = model(**batch).logits
+        second = model(**batch).logits
+    assert len(calls) == 1 and torch.equal(first, second)
+
+    model.train()
+    model(**batch)
+    assert len(calls) == 2  # training re-encodes every step
+    model.eval()
+    with torch.no_grad():
+        model(**batch)
+        model(**batch)
+    assert len(calls) == 3
+
+    model.set_relation_bank({**TINY_BANK, "/per/per/couple": "The two people are siblings."})
+    with torch.no_grad():
+        changed = model(**batch).logits
+    assert len(calls) == 4 and not torch.allclose(changed, first)
+
+
+def test_a_frozen_relation_encoder_is_encoded_once_even_while_training(make_model, batch):
+    model = make_model(freeze_relation_encoder=True)  # pair width 16 != relation width 24: the projection trains
+    calls = []
+    model.relation_model.register_forward_hook(lambda *args: calls.append(1))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    frozen_before = {k: v.clone() for k, v in model.relation_model.state_dict().items()}
+    for _ in range(3):
+        model(**batch).loss.backward()
+        assert model.relation_proj.weight.grad is not None
+        optimizer.step()
+        optimizer.zero_grad()
+    assert len(calls) == 1
+    assert all(torch.equal(v, model.relation_model.state_dict()[k]) for k, v in frozen_before.items())
+    # the cached descriptions were encoded without dropout: a fresh eval-mode encoding gives the same relations
+    trained_relations = model.get_relation_features().detach()
+    model.eval()
+    assert torch.allclose(model.get_relation_features(), trained_relations)
+    model.set_relation_bank({**TINY_BANK, "/per/per/couple": "The two people are siblings."})
+    model(**batch)
+    assert len(calls) == 2
+
+
+def test_set_relation_bank_adds_a_relation_the_model_can_return(make_model, batch):
+    model = make_model().eval()
+    new_label = "/per/per/siblings"
+    model.set_relation_bank({**TINY_BANK, new_label: "The subject and the object are brother or sister."})
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape[1] == len(TINY_BANK) + 1
+    assert model.config.id2label[len(TINY_BANK)] == new_label and model.config.label2id[new_label] == len(TINY_BANK)
+
+    only_new = {new_label: TINY_BANK["None"]}
+    model.set_relation_bank(only_new)
+    unlabelled = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        prediction = model(**unlabelled).logits.argmax(-1)
+    assert {model.config.id2label[i] for i in prediction.tolist()} == {new_label}
+
+
+def test_a_fixed_label_head_refuses_new_relations(make_model):
+    model = make_model(head="classification")
+    with pytest.raises(ValueError, match="fixed label set"):
+        model.set_relation_bank({**TINY_BANK, "/new": "a new relation"})
+
+
+def _module_names(model):
+    return {name.split(".")[0] for name, _ in model.named_parameters()}
+
+
+def test_each_ablation_switch_changes_what_the_model_computes(make_model, batch):
+    reference = make_model()
+    assert {"fusion", "relation_model", "vision_model"} <= _module_names(reference)
+    with torch.no_grad():
+        reference_logits = reference.eval()(**batch).logits
+
+    no_fusion = make_model(use_fusion=False, vision_model_name=None)
+    assert no_fusion.fusion is None and "fusion" not in _module_names(no_fusion)
+
+    mean_pooling = make_model(entity_pooling="mean")
+    assert mean_pooling.pair_proj.in_features == reference.config.text_config.hidden_size
+    # mean pooling ignores where the entities are: moving the marker indices changes nothing
+    moved = dict(batch, subject_index=batch["subject_index"] + 1)
+    with torch.no_grad():
+        mean_pooling.eval()
+        assert torch.equal(mean_pooling(**batch).logits, mean_pooling(**moved).logits)
+        assert not torch.equal(reference(**batch).logits, reference(**moved).logits)
+
+    learned = make_model(relation_source="learned")
+    assert learned.relation_model is None and learned.relation_embeddings.weight.shape[0] == len(TINY_BANK)
+
+    label_names = make_model(relation_source="label_name").eval()
+    texts = label_names.relation_tokenizer.batch_decode(
+        label_names._tokenized_relations(torch.device("cpu"))["input_ids"], skip_special_tokens=True
+    )
+    assert texts[2] == "per org member of"
+
+    classification = make_model(head="classification")
+    assert classification.relation_model is None and classification.classifier is not None
+
+    without_types = make_model(use_entity_types=False)
+    assert without_types.config.use_entity_types is False  # acted on by the processor, see test_processing_roc
+
+    text_only = make_model(vision_model_name=None).eval()
+    with torch.no_grad():
+        assert text_only(**{k: v for k, v in batch.items() if k not in ("pixel_values", "image_mask")}).logits.shape
+    assert not torch.equal(reference_logits, text_only(**batch).logits.detach())
+
+
+def test_images_change_the_pair_embedding_only_where_present(make_model, batch):
+    model = make_model().eval()
+    with torch.no_grad():
+        with_images = model(**batch).pair_embeds
+        other = torch.randn_like(batch["pixel_values"])
+        replaced = model(**dict(batch, pixel_values=other)).pair_embeds
+    present = batch["image_mask"]
+    assert not torch.allclose(with_images[present], replaced[present])
+    assert torch.allclose(with_images[~present], replaced[~present], atol=1e-6)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="loss_mode"):
+        ROCConfig(loss_mode="triplet", relation_bank=TINY_BANK)
+    with pytest.raises(ValueError, match="use_fusion=False"):
+        ROCConfig(use_fusion=False, vision_model_name="vit_tiny_patch16_224", relation_bank=TINY_BANK)
+    with pytest.raises(ValueError, match="relation_bank"):
+        ROCModel(ROCConfig())
+    with pytest.raises(ValueError, match="differ from the `relation_bank` labels"):
+        ROCConfig(relation_bank=TINY_BANK, id2label={0: "None", 1: "other"})
+
+
+def test_from_encoders_carries_the_pretrained_minilm_weights():
+    from transformers import AutoModel
+
+    model = ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1)
+    reference = AutoModel.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
+    ours = model.relation_model.state_dict()
+    for name, weight in reference.state_dict().items():
+        if name.startswith("pooler"):
+            continue
+        assert torch.equal(ours[name], weight), name
+    word_embeddings = model.text_model.get_input_embeddings().weight
+    assert word_embeddings.shape[0] == reference.get_input_embeddings().weight.shape[0] + 4  # the entity markers
+    assert torch.equal(word_embeddings[:-4], reference.get_input_embeddings().weight)
+
+
+def test_marker_init_words_starts_the_markers_from_distinct_word_embeddings():
+    from transformers import AutoTokenizer
+
+    from modeling_roc.configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))
+    model = ROCModel.from_encoders(
+        EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1, marker_init="words"
+    )
+    embeddings = model.text_model.get_input_embeddings().weight.detach()
+    markers = embeddings[-len(ENTITY_MARKERS) :]  # the markers are the last tokens added
+    for marker, row in zip(ENTITY_MARKERS, markers):
+        word_ids = tokenizer(MARKER_INIT_WORDS[marker], add_special_tokens=False)["input_ids"]
+        assert torch.allclose(row, embeddings[word_ids].mean(0)), marker
+    similarity = F.normalize(markers, dim=-1) @ F.normalize(markers, dim=-1).t()
+    assert similarity[0, 2] < 0.9  # <subj> and <obj> differ from the first step
+
+    # the default, as transformers' resizing leaves them: every marker the same vector
+    resized = ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, num_fusion_layers=1)
+    same = resized.text_model.get_input_embeddings().weight.detach()[-len(ENTITY_MARKERS) :]
+    assert torch.allclose(same[0], same[2], atol=1e-4)
+    with pytest.raises(ValueError, match="marker_init"):
+        ROCModel.from_encoders(EMBEDDED_TEXT_ENCODER, relation_bank=TINY_BANK, marker_init="random")
+
+
+@pytest.mark.parametrize("description", ["", "   ", None, 3, ["a list"]])
+def test_set_relation_bank_refuses_a_description_that_is_not_text(make_model, description):
+    model = make_model()
+    with pytest.raises(ValueError, match="relation '/per/per/couple': the description must be a non-empty string"):
+        model.set_relation_bank({**TINY_BANK, "/per/per/couple": description})
+    assert model.config.relation_bank == TINY_BANK, "a refused bank leaves the model's bank as it was"
+
+
+def test_a_checkpoint_saved_with_a_scalar_logit_scale_still_loads(make_model, tmp_path):
+    """logit_scale became shape (1,) for FSDP2; folders saved before keep loading, with their temperature."""
+    from safetensors.torch import load_file, save_file
+
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["logit_scale"] = weights["logit_scale"].reshape(()) + 0.5  # as saved by an earlier version
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    reloaded = ROCModel.from_pretrained(tmp_path)
+    assert reloaded.logit_scale.shape == (1,)
+    assert torch.allclose(reloaded.logit_scale, model.logit_scale + 0.5)
+
+
+def test_caption_tokens_reach_the_pair_only_where_a_caption_is_present(make_model, batch, tokenizer):
+    from modeling_roc import ROCProcessor
+
+    model = make_model(caption_tokens=True, vision_model_name=None).eval()
+    captions = ROCProcessor(tokenizer=tokenizer, caption_mode="tokens").caption_token_inputs(
+        ["a man on a red carpet", None, "a logo", None]
+    )
+    text = {k: v for k, v in batch.items() if k not in ("pixel_values", "image_mask")}
+    with torch.no_grad():
+        with_captions = model(**text, **captions).pair_embeds
+        other = model(
+            **text, **dict(captions, caption_input_ids=torch.randint_like(captions["caption_input_ids"], 1000, 2000))
+        ).pair_embeds
+        without = model(**text).pair_embeds
+    present = captions["caption_mask"]
+    assert not torch.allclose(with_captions[present], other[present])
+    assert torch.allclose(with_captions[~present], without[~present], atol=1e-6), "a masked caption changes nothing"
+    model.train()
+    model(**text, **captions).loss.backward()
+    assert model.caption_type_embedding.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="caption_tokens=False"):
+        make_model(vision_model_name=None)(**text, **captions)
+    with pytest.raises(ValueError, match="caption_tokens=True"):
+        ROCConfig(caption_tokens=True, use_fusion=False, relation_bank=TINY_BANK)
+
+
+def test_input_embeddings_are_the_text_encoders_and_can_be_resized(make_model, tokenizer):
+    model = make_model()
+    assert model.get_input_embeddings() is model.text_model.get_input_embeddings()
+    replacement = torch.nn.Embedding(len(tokenizer), model.config.text_config.hidden_size)
+    model.set_input_embeddings(replacement)
+    assert model.text_model.get_input_embeddings() is replacement
+    model.resize_token_embeddings(len(tokenizer) + 8)
+    assert model.text_model.get_input_embeddings().weight.shape[0] == len(tokenizer) + 8
+
+
+def test_activation_checkpointing_reaches_the_sub_encoders_and_keeps_the_gradients(make_model, batch, tokenizer):
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    configs = {
+        "text_config": {**tiny_bert(len(tokenizer)), **no_dropout},
+        "relation_config": {**tiny_bert(len(tokenizer), hidden_size=24), **no_dropout},
+        "vision_model_name": None,
+    }
+    text = {k: v for k, v in batch.items() if k not in ("pixel_values", "image_mask")}
+    reference, checkpointed = make_model(**configs).train(), make_model(**configs).train()
+    checkpointed.activation_checkpointing_enable()  # transformers 5's name of gradient_checkpointing_enable
+    assert checkpointed.is_activation_checkpointing
+    for encoder in (checkpointed.text_model, checkpointed.relation_model):
+        assert all(layer.gradient_checkpointing for layer in encoder.encoder.layer)
+    reference(**text).loss.backward()
+    checkpointed(**text).loss.backward()  # training mode: the encoders recompute their layers in the backward
+    for (name, a), b in zip(reference.named_parameters(), checkpointed.parameters()):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-6), name

@@ -1,0 +1,147 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers.tiny_models import TINY_BANK, span
+
+from modeling_roc import TASK, ROCRelationExtractionPipeline
+
+
+EXAMPLE = {
+    "tokens": "Bob Smith works for Google".split(),
+    "subject": span(0, 2, "PERSON"),
+    "object": span(4, 5, "ORG"),
+}
+
+# Runs in a fresh interpreter: offline, empty HF cache, and the project package made unimportable, so everything
+# must come from the saved folder's remote code.
+RELOAD_SCRIPT = """
+import json, sys
+sys.modules["modeling_roc"] = None
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
+
+folder = sys.argv[1]
+config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+example = json.loads(sys.argv[2])
+image = Image.new("RGB", (8, 8), (9, 99, 199))
+inputs = processor(example["tokens"], example["subject"], example["object"], images=image)
+with torch.no_grad():
+    logits = model(**inputs).logits
+pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1)
+print(json.dumps({
+    "config_class": type(config).__name__, "model_module": type(model).__module__,
+    "logits": logits.tolist(), "pipeline": pipe(example, top_k=2), "labels": model.config.relation_labels,
+}))
+"""
+
+
+@pytest.fixture
+def pipe(make_model, processor):
+    return ROCRelationExtractionPipeline(model=make_model().eval(), processor=processor, device=-1)
+
+
+def test_pipeline_returns_relation_score_and_description(pipe):
+    result = pipe(EXAMPLE)
+    assert [set(r) for r in result] == [{"relation", "score", "description"}] * 3
+    assert [r["score"] for r in result] == sorted((r["score"] for r in result), reverse=True)
+    assert sum(r["score"] for r in result) == pytest.approx(1.0, abs=1e-5)
+    assert all(r["description"] == TINY_BANK[r["relation"]] for r in result)
+    assert len(pipe(EXAMPLE, top_k=1)) == 1
+
+
+def test_pipeline_batches_examples_with_and_without_images(pipe):
+    from PIL import Image
+
+    with_image = dict(EXAMPLE, image=Image.new("RGB", (10, 10), (255, 255, 0)))
+    batched = pipe([EXAMPLE, with_image, EXAMPLE], batch_size=2, top_k=1)
+    one_by_one = [pipe(x, top_k=1) for x in (EXAMPLE, with_image, EXAMPLE)]
+    assert [r[0]["relation"] for r in batched] == [r[0]["relation"] for r in one_by_one]
+    for got, want in zip(batched, one_by_one):
+        assert got[0]["score"] == pytest.approx(want[0]["score"], abs=1e-5)
+
+
+def test_pipeline_names_the_missing_keys(pipe):
+    with pytest.raises(ValueError, match="'tokens', 'subject', 'object'"):
+        pipe({"text": "Bob works for Google"})
+
+
+def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "roc-tiny"
+    pipe.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"] == {"AutoConfig": "configuration_roc.ROCConfig", "AutoModel": "modeling_roc.ROCModel"}
+    assert config["custom_pipelines"][TASK]["impl"] == "pipeline_roc.ROCRelationExtractionPipeline"
+    for name in ("configuration_roc.py", "modeling_roc.py", "processing_roc.py", "pipeline_roc.py"):
+        assert (folder / name).is_file(), name
+    assert (folder / "relation_tokenizer" / "tokenizer.json").is_file()
+
+    inputs = pipe.processor(
+        EXAMPLE["tokens"], EXAMPLE["subject"], EXAMPLE["object"], images=Image.new("RGB", (8, 8), (9, 99, 199))
+    )
+    with torch.no_grad():
+        expected = pipe.model(**inputs).logits
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    done = subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(folder), json.dumps(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reloaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert reloaded["config_class"] == "ROCConfig"
+    assert reloaded["model_module"].startswith("transformers_modules.")
+    assert reloaded["labels"] == list(TINY_BANK)
+    # Same weights and code: equal up to float32 rounding. Two processes running multithreaded CPU kernels may differ
+    # in the last bit (4.8e-7 on logits near 4 with 2 threads, transformers 5.24); a wrong load differs by far more.
+    torch.testing.assert_close(torch.tensor(reloaded["logits"]), expected, rtol=1e-5, atol=1e-5)
+    in_process = pipe(EXAMPLE, top_k=2)
+    assert [r["relation"] for r in reloaded["pipeline"]] == [r["relation"] for r in in_process]
+    assert [r["score"] for r in reloaded["pipeline"]] == pytest.approx([r["score"] for r in in_process], abs=1e-6)
+
+
+def test_top_k_none_returns_every_relation_and_bad_values_are_refused(pipe):
+    assert len(pipe(EXAMPLE)) == 3, "the default is 3"
+    everything = pipe(EXAMPLE, top_k=None)
+    assert {r["relation"] for r in everything} == set(TINY_BANK), "top_k=None: all, as in text-classification"
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            pipe(EXAMPLE, top_k=bad)
+
+
+def test_unknown_arguments_are_refused_not_swallowed(pipe, make_model, processor):
+    with pytest.raises(TypeError, match="unknown arguments \\['topk'\\]"):
+        pipe(EXAMPLE, topk=1)
+    with pytest.raises(TypeError, match="unknown arguments \\['min_scor'\\]"):
+        ROCRelationExtractionPipeline(model=make_model().eval(), processor=processor, device=-1, min_scor=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'caption'"):
+        processor(EXAMPLE["tokens"], EXAMPLE["subject"], EXAMPLE["object"], caption="a typo of captions")
+
+
+def test_an_image_given_to_a_text_only_model_is_a_warning(make_model, processor, caplog):
+    from PIL import Image
+    from transformers.utils import logging
+
+    text_only = ROCRelationExtractionPipeline(
+        model=make_model(vision_model_name=None).eval(), processor=processor, device=-1
+    )
+    logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            with_image = text_only({**EXAMPLE, "image": Image.new("RGB", (8, 8))})
+    finally:
+        logging.disable_propagation()
+    assert "text-only" in caplog.text and "images given are ignored" in caplog.text
+    assert with_image == text_only(EXAMPLE), "the prediction comes from the text"

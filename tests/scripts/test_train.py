@@ -1,0 +1,466 @@
+"""train.py as a user runs it: a command line in a fresh process, on a generated tiny dataset and encoder."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.tiny_models import REPO_ROOT
+from helpers.train_fixtures import LABELS, write_bank, write_tiny_dataset, write_tiny_encoder
+
+
+def _load_metric():
+    import evaluate
+
+    return evaluate.load(str(REPO_ROOT / "metrics" / "re_f1"))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-inputs")
+    return {
+        "dataset": write_tiny_dataset(root / "dataset"),
+        "bank": write_bank(root / "bank.json"),
+        "encoder": write_tiny_encoder(root / "encoder"),
+    }
+
+
+def _train_args(inputs, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset_name_or_path", str(inputs["dataset"]),
+        "--relation_bank", str(inputs["bank"]),
+        "--text_encoder", str(inputs["encoder"]),
+        "--output_dir", str(output_dir),
+        "--num_fusion_layers", "1",
+        "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "8",
+        "--learning_rate", "1e-3",
+        "--head_learning_rate", "3e-3",
+        "--logging_steps", "2",
+        "--seed", "7",
+        *extra,
+    ]  # fmt: skip
+
+
+def _run(args: list[str], launcher: list[str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    command = (launcher or [sys.executable]) + [str(REPO_ROOT / "train.py"), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def trained_run(inputs, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "roc-tiny"
+    _run(_train_args(inputs, output_dir, "--num_train_epochs", "2"))
+    return output_dir
+
+
+def test_training_writes_a_self_contained_run_folder(trained_run):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "modeling_roc.py",
+        "processor_config.json",
+        "eval_results.json",
+        "all_results.json",
+        "training_args.json",
+        "predictions_validation.jsonl",
+        "predictions_test.jsonl",
+        "per_relation_validation.md",
+        "confusion_matrix_validation.png",
+        "confusion_matrix_test.png",
+    ):
+        assert (trained_run / name).is_file(), name
+    results = json.loads((trained_run / "eval_results.json").read_text())
+    assert results["split"] == "test" and set(results["splits"]) == {"validation", "test"}
+    field, none_included = ("accuracy", "precision", "recall", "f1"), ("weighted_precision", "weighted_recall")
+    assert set(results["metrics"]) == {*field, *none_included, "weighted_f1", "num_examples"}
+    assert results["metrics"]["weighted_recall"] == results["metrics"]["accuracy"]  # both families, each named
+    assert results["metrics"]["num_examples"] == 15 and results["world_size"] == 1
+    command = shlex.split(results["command"])  # re-runnable from the repository, though launched by absolute path
+    assert command[:2] == ["python", "train.py"] and command[command.index("--output_dir") + 1] == str(trained_run)
+    curve = json.loads((trained_run / "all_results.json").read_text())["learning_curve"]
+    assert [r["epoch"] for r in curve] == [1, 2]
+    best = max(curve, key=lambda r: r["validation"]["f1"])
+    assert results["best_epoch"] == best["epoch"]
+    assert results["splits"]["validation"]["metrics"] == best["validation"], "the saved model is the best epoch"
+
+
+def test_predictions_file_recomputes_the_reported_metrics(trained_run):
+    lines = [json.loads(line) for line in (trained_run / "predictions_test.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in lines) == [f"tiny-test-{i:04d}" for i in range(15)]
+    ids = {name: i for i, name in enumerate(LABELS)}
+    scores = _load_metric().compute(
+        predictions=[ids[r["prediction"]] for r in lines], references=[ids[r["gold"]] for r in lines]
+    )
+    reported = json.loads((trained_run / "eval_results.json").read_text())["splits"]["test"]["metrics"]
+    assert round(100 * scores["f1"], 2) == reported["f1"]
+    assert round(100 * scores["accuracy"], 2) == reported["accuracy"]
+
+
+def test_evaluation_only_mode_reproduces_the_validation_metrics(trained_run, inputs, tmp_path):
+    _run(
+        [
+            "--do_eval",
+            "--model_name_or_path",
+            str(trained_run),
+            "--dataset_name_or_path",
+            str(inputs["dataset"]),
+            "--eval_split",
+            "validation",
+            "--output_dir",
+            str(tmp_path),
+        ]  # fmt: skip
+    )
+    evaluated = json.loads((tmp_path / "eval_results.json").read_text())
+    trained = json.loads((trained_run / "eval_results.json").read_text())
+    assert evaluated["split"] == "validation"
+    assert evaluated["metrics"] == trained["splits"]["validation"]["metrics"]
+    assert (tmp_path / "predictions_validation.jsonl").is_file()
+
+
+def test_config_file_supplies_flags_and_rejects_unknown_keys(inputs, tmp_path):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"dataset_name_or_path: {inputs['dataset']}\noutput_dir: out\nnum_train_epochs: 7\n")
+    args = parse_args(["--config", str(config), "--num_train_epochs", "2"])
+    assert args.num_train_epochs == 2 and args.output_dir == "out" and args.do_train
+    config.write_text("num_train_epoch: 7\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config)])
+
+
+def test_shipped_configs_parse():
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    configs = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+    assert configs
+    for config in configs:
+        args = parse_args(["--config", str(config)])
+        assert args.dataset_name_or_path and args.output_dir, config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", [[], ["--group_by_length"]], ids=["shuffled", "grouped-by-length"])
+def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(inputs, tmp_path, sampling):
+    flags = ["--num_train_epochs", "3", "--checkpointing_steps", "2", "--checkpoints_total_limit", "10", *sampling]
+    reference = tmp_path / "uninterrupted"
+    _run(_train_args(inputs, reference, *flags))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, killed, *flags)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+    # 6 steps per epoch, a checkpoint every 2 steps and at each epoch end: checkpoint_3 is mid-epoch 2 (step 8)
+    marker = killed / "checkpoints" / "checkpoint_3" / "training_state.json"
+    deadline = time.time() + 300
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert marker.exists(), "the run ended before its second checkpoint"
+    assert not (killed / "eval_results.json").exists(), "the run finished before it was killed"
+
+    _run(_train_args(inputs, killed, *flags, "--resume_from_checkpoint", "latest"))
+    expected = json.loads((reference / "eval_results.json").read_text())
+    resumed = json.loads((killed / "eval_results.json").read_text())
+    assert resumed["splits"] == expected["splits"]
+    assert resumed["best_epoch"] == expected["best_epoch"]
+    expected_curve = json.loads((reference / "all_results.json").read_text())["learning_curve"]
+    resumed_curve = json.loads((killed / "all_results.json").read_text())["learning_curve"]
+    strip = [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in expected_curve]
+    assert [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in resumed_curve] == strip
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_with_ddp_and_evaluate_every_example_once(inputs, tmp_path):
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", "29517",
+    ]  # fmt: skip
+    os.environ["ACCELERATE_USE_CPU"] = "1"
+    try:
+        done = _run(_train_args(inputs, tmp_path, "--num_train_epochs", "1"), launcher=launcher)
+    finally:
+        del os.environ["ACCELERATE_USE_CPU"]
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["world_size"] == 2, done.stdout[-2000:]
+    rerun = "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 train.py "  # the README's command
+    assert results["command"].startswith(rerun)
+    for split, size in (("validation", 21), ("test", 15)):  # odd sizes: gather_for_metrics must drop the padding
+        lines = (tmp_path / f"predictions_{split}.jsonl").read_text().splitlines()
+        assert len(lines) == size == results["splits"][split]["metrics"]["num_examples"]
+        assert len({json.loads(line)["id"] for line in lines}) == size
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+
+
+def _launch_two_cpu_processes(args: list[str], port: int) -> subprocess.CompletedProcess:
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", str(port),
+    ]  # fmt: skip
+    os.environ["ACCELERATE_USE_CPU"] = "1"
+    try:
+        return _run(args, launcher=launcher)
+    finally:
+        del os.environ["ACCELERATE_USE_CPU"]
+
+
+def _log_history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log_history.jsonl").read_text().splitlines()]
+
+
+def _linear_schedule_with_warmup(peak: float, warmup: int, total: int) -> list[float]:
+    """transformers' linear schedule, written out: the rate used at optimizer steps 1..total."""
+    return [peak * (k / warmup if k < warmup else (total - k) / (total - warmup)) for k in range(total)]
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_single_process_learning_rate_schedule(inputs, tmp_path):
+    """2 processes x batch 8 and 1 process x batch 16 take the same 12 optimizer steps (48 examples, 4 epochs): every
+    step must use the same rate in both parameter groups, and the last one the schedule's last, non-zero rate.
+    (Accelerate stepped a scheduler sized per process twice per step: warmup ended at step 2, steps 8-12 ran at 0.)"""
+    common = ["--num_train_epochs", "4", "--warmup_ratio", "0.25", "--logging_steps", "1"]
+    single = tmp_path / "one-process"
+    _run(_train_args(inputs, single, *common, "--per_device_train_batch_size", "16"))
+    double = tmp_path / "two-processes"
+    _launch_two_cpu_processes(_train_args(inputs, double, *common, "--per_device_train_batch_size", "8"), 29541)
+
+    expected = {
+        "encoders": _linear_schedule_with_warmup(1e-3, 3, 12),
+        "head": _linear_schedule_with_warmup(3e-3, 3, 12),
+    }
+    for run in (single, double):
+        history = _log_history(run)
+        assert [r["step"] for r in history] == list(range(1, 13)), run.name
+        for group, rates in expected.items():
+            assert [r["learning_rate"][group] for r in history] == pytest.approx(rates, rel=1e-6), (run.name, group)
+        assert history[-1]["learning_rate"]["encoders"] == pytest.approx(1e-3 / 9)
+    # the multi-process run's folder, step by step: the same files, the effective settings, the checkpoints kept
+    results = json.loads((double / "eval_results.json").read_text())
+    assert (results["world_size"], results["num_processes"], results["distributed_type"]) == (2, 2, "MULTI_CPU")
+    assert sorted(p.name for p in (double / "checkpoints").iterdir()) == ["checkpoint_2", "checkpoint_3"]
+    assert {p.name for p in single.iterdir()} == {p.name for p in double.iterdir()}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_killed_while_saving_costs_no_complete_checkpoint(inputs, tmp_path):
+    """A save_state killed half-way leaves a checkpoint without its marker. Resuming must start from the previous
+    complete one, and the next saves must neither collide with the broken folder nor delete the complete one
+    before a newer one is complete (Accelerate's own total_limit did both, and the run lost all its checkpoints)."""
+    flags = ["--num_train_epochs", "3", "--checkpointing_steps", "2", "--checkpoints_total_limit", "2"]
+    reference = tmp_path / "uninterrupted"
+    _run(_train_args(inputs, reference, *flags))
+
+    run = tmp_path / "broken"
+    _run(_train_args(inputs, run, *flags, "--num_train_epochs", "1"))  # checkpoints at steps 2, 4, 6 (epoch end)
+    checkpoints = run / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint_1", "checkpoint_2"]
+    (checkpoints / "checkpoint_2" / "training_state.json").unlink()  # as if killed inside save_state
+    for name in ("eval_results.json", "all_results.json"):
+        (run / name).unlink()
+
+    _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))
+    resumed = json.loads((run / "eval_results.json").read_text())
+    expected = json.loads((reference / "eval_results.json").read_text())
+    assert resumed["splits"] == expected["splits"]
+    kept = sorted(checkpoints.iterdir(), key=lambda p: int(p.name.split("_")[-1]))
+    assert len(kept) == 2 and all((p / "training_state.json").is_file() for p in kept)
+
+    # a complete checkpoint whose weights were truncated afterwards: named, and the previous one is used
+    weights = kept[-1] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    done = _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))
+    assert f"{kept[-1]} cannot be loaded" in done.stderr and f"falling back to {kept[-2]}" in done.stderr
+    assert json.loads((run / "eval_results.json").read_text())["splits"] == expected["splits"]
+
+
+def test_training_into_a_finished_run_folder_is_refused_unless_told(trained_run, inputs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "predictions_old_split.jsonl").write_text("{}\n")  # a result of the earlier run only
+    (run / "notes.txt").write_text("mine")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, run, "--num_train_epochs", "1")]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert refused.returncode == 2 and "--overwrite_output_dir" in refused.stderr, refused.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before, "a refused run touched the folder"
+
+    _run(_train_args(inputs, run, "--num_train_epochs", "1", "--overwrite_output_dir"))
+    assert not (run / "predictions_old_split.jsonl").exists(), "an older run's result stayed beside the new model"
+    assert (run / "notes.txt").read_text() == "mine"
+    assert [r["epoch"] for r in json.loads((run / "all_results.json").read_text())["learning_curve"]] == [1]
+
+    user_folder = tmp_path / "project"
+    user_folder.mkdir()
+    (user_folder / "data.csv").write_text("a,b\n")
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        *_train_args(inputs, user_folder, "--overwrite_output_dir"),
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert refused.returncode == 2 and "not a run folder" in refused.stderr
+    assert (user_folder / "data.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--num_train_epochs", "0"),
+        ("--per_device_train_batch_size", "0"),
+        ("--per_device_eval_batch_size", "-1"),
+        ("--logging_steps", "0"),
+        ("--max_train_samples", "0"),
+        ("--max_eval_samples", "0"),
+        ("--gradient_accumulation_steps", "0"),
+        ("--checkpointing_steps", "0"),
+        ("--learning_rate", "0"),
+    ],
+)
+def test_non_positive_counts_are_refused_at_parse_time(flag, value, capsys):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--dataset_name_or_path", "d", "--output_dir", "nowhere-to-be-written", flag, value])
+    assert stopped.value.code == 2
+    assert flag.lstrip("-") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("num_train_epochs: 1.5", "num_train_epochs"),
+        ("pair_activation: relu", "invalid choice"),
+        ('use_images: "false"', "on/off flag"),
+        ("max_train_samples: 0", "max_train_samples"),
+        ("learning_rate: [1, 2]", "one value"),
+    ],
+)
+def test_config_file_values_are_checked_like_command_line_values(line, reason, tmp_path, capsys):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"dataset_name_or_path: d\noutput_dir: {tmp_path / 'out'}\n{line}\n")
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config)])
+    err = capsys.readouterr().err
+    assert str(config) in err and reason in err, err
+
+
+def test_bf16_from_the_accelerate_config_is_recorded_and_reruns(inputs, tmp_path, monkeypatch):
+    """`accelerate launch` hands its config file's settings to the script as ACCELERATE_* variables."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    _run(_train_args(inputs, tmp_path, "--num_train_epochs", "1", "--max_train_samples", "16"))
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["mixed_precision"] == "bf16" and results["distributed_type"] == "NO"
+    assert json.loads((tmp_path / "training_args.json").read_text())["mixed_precision"] == "bf16"
+    command = shlex.split(results["command"])
+    assert command[command.index("--mixed_precision") + 1] == "bf16"
+
+
+def test_fp16_on_cpu_is_refused_instead_of_silently_running_fp32(inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert done.returncode != 0 and "fp16" in done.stderr and "needs a GPU" in done.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_resuming_never_unpickles_the_checkpoint(inputs, tmp_path):
+    """Accelerate loads registered custom state with weights_only=False; the training state is JSON instead."""
+    run = tmp_path / "run"
+    _run(_train_args(inputs, run, "--num_train_epochs", "1"))
+    proof = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(proof), "w"))
+
+    import pickle
+
+    planted = [checkpoint / "custom_checkpoint_0.pkl" for checkpoint in (run / "checkpoints").iterdir()]
+    for path in planted:
+        path.write_bytes(pickle.dumps(Payload()))
+    resume = _train_args(inputs, run, "--num_train_epochs", "2", "--resume_from_checkpoint", "latest")
+    refused = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *resume], capture_output=True, text=True)
+    assert refused.returncode != 0 and "never unpickled" in refused.stderr, refused.stderr[-2000:]
+    assert not proof.exists(), "a checkpoint's pickle was executed"
+    for path in planted:
+        path.unlink()
+    _run(resume)
+    curve = json.loads((run / "all_results.json").read_text())["learning_curve"]
+    assert [r["epoch"] for r in curve] == [1, 2], "the training state came back from training_state.json"
+
+
+def test_captions_are_read_when_asked_and_refused_when_the_dataset_has_none(inputs, tmp_path):
+    captioned = write_tiny_dataset(tmp_path / "captioned", captions=True)
+    flags = ["--num_train_epochs", "1", "--use_captions", "--caption_dropout", "0.5"]
+    args = _train_args(inputs, tmp_path / "run", *flags)
+    args[args.index("--dataset_name_or_path") + 1] = str(captioned)
+    _run(args)
+    recorded = json.loads((tmp_path / "run" / "training_args.json").read_text())
+    assert recorded["use_captions"] is True and recorded["caption_dropout"] == 0.5
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, tmp_path / "plain", "--use_captions")]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode != 0 and "has no caption column" in refused.stderr
+
+
+def test_caption_tokens_train_a_model_that_reloads_with_its_caption_mode(inputs, tmp_path):
+    from modeling_roc import ROCModel, ROCProcessor
+
+    captioned = write_tiny_dataset(tmp_path / "captioned", captions=True)
+    flags = ["--num_train_epochs", "1", "--use_captions", "--caption_mode", "tokens", "--max_caption_length", "16"]
+    args = _train_args(inputs, tmp_path / "run", *flags)
+    args[args.index("--dataset_name_or_path") + 1] = str(captioned)
+    _run(args)
+    model = ROCModel.from_pretrained(tmp_path / "run")
+    processor = ROCProcessor.from_pretrained(tmp_path / "run")
+    assert model.config.caption_tokens and model.caption_type_embedding.abs().sum() > 0, "the type vector trained"
+    assert (processor.caption_mode, processor.max_caption_length) == ("tokens", 16)
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        *_train_args(inputs, tmp_path / "x", "--caption_mode", "tokens"),
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode != 0 and "--caption_mode tokens needs --use_captions" in refused.stderr
+
+
+def test_report_to_a_tracker_that_is_not_installed_fails_before_training(inputs, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "train.py"),
+        *_train_args(inputs, tmp_path / "run", "--report_to", "wandb"),
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode == 2 and "--report_to wandb: the wandb package is not installed" in refused.stderr
+    assert not (tmp_path / "run").exists(), "nothing was started"
+    command[-1] = "tensorbord"
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert refused.returncode == 2 and "--report_to tensorbord: unknown tracker" in refused.stderr
+
+
+def test_report_to_tensorboard_writes_event_files(inputs, tmp_path):
+    _run(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--report_to", "tensorboard"))
+    assert list((tmp_path / "run").rglob("events.out.tfevents.*")), "the train extra's tracker logged"
