@@ -20,6 +20,7 @@ import argparse
 import fnmatch
 import gc
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,7 +31,15 @@ from pathlib import Path
 
 from datasets_scripts.redaction import redact_local_paths, redact_secrets
 from modeling_roc import ENTITY_MARKERS, TASK
-from roc_mre.hub.model_card import EXAMPLE, RELATION_BANK_FILE, build_model_card, relation_bank_payload, usage_snippet
+from roc_mre.hub.model_card import (
+    DEFAULT_LICENSE,
+    EXAMPLE,
+    RELATION_BANK_FILE,
+    build_model_card,
+    relation_bank_payload,
+    usage_snippet,
+)
+from roc_mre.hub.verify import RESULT_MARKER
 
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -69,70 +78,26 @@ MANAGED_PATTERNS = (*MODEL_FILE_PATTERNS, *REPORT_PATTERNS, *GENERATED_FILES, "*
 SECRET_KEY = re.compile(r"token|secret|passw|api_?key|credential|auth", re.IGNORECASE)
 TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
 REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
-RESULT_MARKER = "ROC_VERIFY_RESULT "
 MAX_ROWS_SCANNED = 50_000
 
-# Runs in a fresh interpreter with HF_HUB_OFFLINE=1, an empty HF_HOME and the project package blocked, so every
-# class must come from the staged folder's remote code, exactly as for a user who downloaded it.
-VERIFY_SCRIPT = r"""
-import contextlib, io, json, os, sys
-sys.modules["modeling_roc"] = None
-folder, spec = sys.argv[1], json.loads(sys.argv[2])
 
-import huggingface_hub
-import torch
-from transformers import AutoConfig, AutoModel, AutoProcessor, pipeline
+class RedactingFilter(logging.Filter):
+    """Rewrites every record a handler emits with `redact_secrets`: huggingface_hub's own warnings (a failed commit
+    retried in smaller chunks, say) quote server errors, and a server may echo the credential back."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_secrets(record.getMessage()), ()
+        return True
 
 
-def fail(message):
-    print(f"verification failed: {message}", file=sys.stderr)
-    raise SystemExit(3)
+def redact_library_logs() -> None:
+    """Put a `RedactingFilter` on the handlers of huggingface_hub's logger and of the root logger."""
+    from huggingface_hub.utils import logging as hub_logging
 
-
-config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-missing = [m for m in spec["markers"] if m not in processor.tokenizer.get_vocab()]
-if missing:
-    fail(f"the tokenizer lacks the entity markers {missing}")
-with open(os.path.join(folder, spec["bank_file"]), encoding="utf-8") as f:
-    bank = json.load(f)
-if bank["labels"] != model.config.relation_labels or bank["descriptions"] != model.config.relation_bank:
-    fail(f"{spec['bank_file']} differs from the relation bank of config.json")
-if model.relation_model is not None and model.relation_tokenizer is None:
-    fail("no relation tokenizer was loaded from relation_tokenizer/: the model cannot encode its relations")
-
-example = dict(spec["example"])
-if spec.get("image"):
-    from PIL import Image
-
-    example["image"] = Image.open(spec["image"]).convert("RGB")
-image = example.get("image") if model.vision_model is not None else None
-inputs = processor(example["tokens"], example["subject"], example["object"], images=image)
-with torch.no_grad():
-    logits = model(**inputs).logits
-pipe = pipeline(spec["task"], model=folder, trust_remote_code=True, device=-1)
-predictions = pipe(example, top_k=spec["top_k"])
-result = {
-    "config_class": type(config).__name__,
-    "model_module": type(model).__module__,
-    "pipeline_class": type(pipe).__name__,
-    "labels": model.config.relation_labels,
-    "logits": logits.tolist(),
-    "predictions": predictions,
-}
-del model, pipe  # the snippet loads its own copies
-
-# The card's usage snippet, with hf_hub_download answering from the folder instead of the Hub.
-huggingface_hub.hf_hub_download = lambda repo_id, filename, **kwargs: os.path.join(repo_id, filename)
-snippet_output, namespace = io.StringIO(), {"__name__": "__card_snippet__"}
-with contextlib.redirect_stdout(snippet_output):
-    exec(spec["snippet"], namespace)
-
-result["snippet_output"] = snippet_output.getvalue()
-result["snippet_labels"] = namespace["pipe"].model.config.relation_labels
-print(spec["marker"] + json.dumps(result))
-"""
+    hub_logging.get_logger()  # creates the library's handler if it has none yet
+    for handler in (*logging.getLogger("huggingface_hub").handlers, *logging.getLogger().handlers):
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def log(message: str) -> None:
@@ -168,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dataset repository (namespace/name) named in the card; with --dataset_dir the folder is pushed there.",
     )
     parser.add_argument(
-        "--license", default="unknown", help="License id of the model card (the Hub's list, e.g. apache-2.0)."
+        "--license",
+        default=DEFAULT_LICENSE,
+        help="License id of the model card (the Hub's list). The default is the project's and its encoders' license; "
+        "the card also states the training data's terms.",
     )
     parser.add_argument("--dry_run", action="store_true", help="Stage and verify everything, upload nothing.")
     parser.add_argument(
@@ -445,6 +413,7 @@ def child_env(hf_home: Path) -> dict:
     """The environment of the check: offline, an empty HF cache, and no credentials at all."""
     env = {key: value for key, value in os.environ.items() if key not in TOKEN_ENV}
     env.update({"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "TOKENIZERS_PARALLELISM": "false"})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)  # the checker
     return env
 
 
@@ -459,9 +428,10 @@ def verify_model_folder(staged: Path, example: dict, snippet: str, labels: list[
             "example": example["example"],
             "image": str(example["image"]) if example["image"] else None,
             "snippet": snippet,
-            "marker": RESULT_MARKER,
         }
-        command = [sys.executable, "-c", VERIFY_SCRIPT, str(staged), json.dumps(spec)]
+        spec_path = Path(workdir) / "verify_spec.json"
+        write_json(spec_path, spec)
+        command = [sys.executable, "-m", "roc_mre.hub.verify", str(staged), str(spec_path)]
         try:
             done = subprocess.run(
                 command,
@@ -517,22 +487,14 @@ def compare_with_record(result: dict, example: dict) -> bool | None:
 
 # --------------------------------------------------------------------------------------------------- dataset
 def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str) -> Path:
-    """A copy of the dataset folder whose card tells readers to load `repo_id` (shards are hard-linked)."""
-    if not ((dataset_dir / "README.md").is_file() and (dataset_dir / "data").is_dir()):
-        raise SystemExit(
-            f"{dataset_dir} is not a dataset folder written by `python -m datasets_scripts.build` (README.md + data/)."
-        )
+    """The dataset folder staged by the dataset code (`datasets_scripts.hub_folder.stage_for_repo`)."""
+    from datasets_scripts.hub_folder import stage_for_repo
+
     prepare_dir(staged, lambda p: (p / "README.md").is_file() and (p / "data").is_dir())
-    for source in sorted(dataset_dir.rglob("*")):
-        if source.is_file():
-            link_or_copy(source, staged / source.relative_to(dataset_dir))
-    readme = staged / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    readme.write_text(text.replace('load_dataset("path/to/this/folder")', f'load_dataset("{repo_id}")'), "utf-8")
-    report = staged / "build_report.json"
-    if report.is_file():
-        write_json(report, redact_local_paths(read_json(report)))
-    return staged
+    try:
+        return stage_for_repo(dataset_dir, staged, repo_id)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def verify_dataset_folder(folder: Path, model_labels: list[str]) -> dict:
@@ -575,32 +537,31 @@ def validate_card(staged: Path) -> None:
         raise SystemExit(f"Refusing to push: the Hub rejects the model card's metadata: {err}") from None
 
 
-def upload_model(staged: Path, files: list[str], args: argparse.Namespace, commit_message: str) -> str:
-    """create_repo(exist_ok=True), the branch if any, then ONE commit with every staged file."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+def upload_model(staged: Path, args: argparse.Namespace, commit_message: str) -> str:
+    """create_repo(exist_ok=True), the branch if any, then ONE `upload_folder` commit of the staged folder.
+
+    `delete_patterns` removes the remote files this script owns (`MANAGED_PATTERNS`) that the new folder no longer
+    has, such as an old `per_relation_test.md`; every other file of the repository is left alone.
+    """
+    from huggingface_hub import HfApi
 
     api = HfApi()  # token: HF_TOKEN or the stored login, found by huggingface_hub
     api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
     if args.revision:
         api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
-    remote = api.list_repo_files(args.repo_id, revision=args.revision)
-    stale = [
-        path
-        for path in remote
-        if path not in files and any(fnmatch.fnmatch(path, pattern) for pattern in MANAGED_PATTERNS)
-    ]
-    if stale:
-        log(f"removing files of an earlier push that this one no longer has: {stale}")
-    operations = [CommitOperationDelete(path_in_repo=path) for path in stale]
-    operations += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(staged / path)) for path in files]
-    commit = api.create_commit(
-        args.repo_id, operations=operations, commit_message=commit_message, revision=args.revision
+    commit = api.upload_folder(
+        repo_id=args.repo_id,
+        folder_path=str(staged),
+        commit_message=commit_message,
+        revision=args.revision,
+        delete_patterns=list(MANAGED_PATTERNS),
     )
     return commit.commit_url
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    redact_library_logs()
     if not args.dry_run:
         check_token()
     model_dir = Path(args.model_dir)
@@ -663,7 +624,7 @@ def main(argv: list[str] | None = None) -> dict:
             f1 = run["eval_results"]["splits"][primary]["metrics"]["f1"]
             message = args.commit_message or f"Upload ROC model (micro-F1 {f1} % on {primary})"
             log(f"uploading {len(files)} files to {args.repo_id} ({summary['revision']}) in one commit")
-            summary["commit_url"] = upload_model(staged, files, args, message)
+            summary["commit_url"] = upload_model(staged, args, message)
         except (HfHubHTTPError, OSError, *transport_errors()) as err:  # OSError: offline mode, refused connection
             raise SystemExit(f"The upload failed ({type(err).__name__}): {redact_secrets(str(err))}") from None
         log(f"done: {summary['commit_url']}")

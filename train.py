@@ -40,6 +40,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor
+from modeling_roc.configuration_roc import CHOICES
 from modeling_roc.processing_roc import CAPTION_MODES
 from roc_mre.labels import find_none_label
 from roc_mre.training.data_collator import ROCDataCollator, with_row_index
@@ -134,7 +135,8 @@ def check_report_to(value: str, parser: argparse.ArgumentParser) -> str:
     return ",".join(names)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag of train.py, grouped as `--help` shows them (a `--config` file takes the same names)."""
     parser = argparse.ArgumentParser(
         description="Train / evaluate ROC (Retrieval over Classification) for multimodal relation extraction.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -143,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name_or_path", help="Dataset folder or Hub id built by datasets_scripts.build.")
     data.add_argument("--dataset_config_name", help="Config of the dataset (None: its default).")
-    data.add_argument("--train_split", default="train")
+    data.add_argument("--train_split", default="train", help="Split the model is trained on.")
     data.add_argument("--validation_split", default="validation", help="Split used to select the best epoch.")
     data.add_argument(
         "--test_split", default="test", help="Evaluated with the best model whenever the dataset has it."
@@ -196,14 +198,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--num_fusion_layers", type=non_negative_int, default=3, help="Transformer layers over [text; image]."
     )
-    model.add_argument("--pair_activation", default="sigmoid", choices=["sigmoid", "tanh", "gelu", "identity"])
+    model.add_argument(
+        "--pair_activation",
+        default="sigmoid",
+        choices=CHOICES["pair_activation"],
+        help="σ in H_E = σ(W[H_s; H_o] + b).",
+    )
     model.add_argument("--pair_embed_dim", type=int, help="Width of H_E (default: relation encoder width).")
     model.add_argument("--temperature", type=float, default=0.05, help="τ (initial value when learnable).")
     model.add_argument("--fixed_temperature", action="store_true", help="Keep τ fixed instead of learning it.")
-    model.add_argument("--loss_mode", default="bank", choices=["bank", "in_batch"], help="InfoNCE negatives.")
-    model.add_argument("--head", default="retrieval", choices=["retrieval", "classification"])
-    model.add_argument("--relation_source", default="description", choices=["description", "label_name", "learned"])
-    model.add_argument("--entity_pooling", default="marker", choices=["marker", "mean"])
+    model.add_argument(
+        "--loss_mode",
+        default="bank",
+        choices=CHOICES["loss_mode"],
+        help="InfoNCE negatives: every relation of the bank, or the paper's in-batch gold descriptions.",
+    )
+    model.add_argument(
+        "--head", default="retrieval", choices=CHOICES["head"], help="ROC's retrieval, or a softmax head (baseline)."
+    )
+    model.add_argument(
+        "--relation_source",
+        default="description",
+        choices=CHOICES["relation_source"],
+        help="What a relation is embedded from: its description, its label name, or a free learned vector.",
+    )
+    model.add_argument(
+        "--entity_pooling",
+        default="marker",
+        choices=CHOICES["entity_pooling"],
+        help="H_s, H_o at the start markers, or a mean over the text (ablation).",
+    )
     model.add_argument("--no_fusion", action="store_true", help="Ablation: no fusion encoder (text only).")
     model.add_argument("--no_entity_types", action="store_true", help="Ablation: no NER type prompts in the text.")
     model.add_argument(
@@ -212,7 +236,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument(
         "--marker_init",
         default="mean",
-        choices=["mean", "words"],
+        choices=CHOICES["marker_init"],
         help="Initial embeddings of the entity markers: 'mean' as transformers' resizing leaves them (all four "
         "markers one identical vector), 'words' from the words subject / object (distinct vectors; on MNRE a better "
         "first epoch, no better best epoch).",
@@ -236,9 +260,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--per_device_eval_batch_size", type=positive_int, default=64, help="Batch size per process.")
     train.add_argument("--learning_rate", type=float, default=5e-5, help="Learning rate of the pretrained encoders.")
     train.add_argument("--head_learning_rate", type=float, default=1e-3, help="Learning rate of the new layers.")
-    train.add_argument("--weight_decay", type=float, default=0.01)
+    train.add_argument("--weight_decay", type=float, default=0.01, help="AdamW decay (not on biases, norms, τ).")
     train.add_argument("--warmup_ratio", type=float, default=0.1, help="Fraction of steps of linear warmup.")
-    train.add_argument("--max_grad_norm", type=float, default=1.0)
+    train.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm.")
     train.add_argument("--gradient_accumulation_steps", type=positive_int, default=1, help="Batches per update.")
     train.add_argument(
         "--mixed_precision",
@@ -253,7 +277,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on its own, seeded per example and epoch; markers and type prompts stay), against memorising names.",
     )
     train.add_argument("--none_weight", type=float, default=1.0, help="Loss weight of examples whose gold is None.")
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--seed", type=int, default=42, help="Seeds weights, shuffling, dropout and augmentation.")
     train.add_argument(
         "--checkpointing_steps", help="Save state every N optimizer steps, or 'epoch'.", default="epoch"
     )
@@ -284,7 +308,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Shuffle so that each training batch holds examples of similar token length: less padding (random "
         "MNRE batches of 32 pad to 1.37x their real tokens, grouped ones to 1.01x), so faster epochs on CPU.",
     )
+    return parser
 
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     pre, _ = parser.parse_known_args(argv)
     if pre.config:
         parser.set_defaults(**_read_config_file(pre.config, parser))

@@ -129,7 +129,11 @@ def card_data(builder: RelationBuilder, folder: Path) -> DatasetCardData:
     data = DatasetCardData(
         pretty_name=builder.PRETTY_NAME,
         language=["en"],
-        license="unknown",
+        license=builder.LICENSE,
+        task_categories=["text-classification", "image-text-to-text"],
+        task_ids=["multi-class-classification"],
+        size_categories=[size_category(sum(builder.info.splits[split].num_examples for split in builder.info.splits))],
+        source_datasets=["extended"],  # the release's words and labels, plus NER types (and captions) added here
         tags=["relation-extraction", "multimodal", "named-entity-types"],
     )
     info = builder.info.copy()
@@ -140,6 +144,14 @@ def card_data(builder: RelationBuilder, folder: Path) -> DatasetCardData:
     split_files = [{"split": split, "path": f"{DATA_DIR}/{split}-*"} for split in builder.info.splits]
     MetadataConfigs({CONFIG_NAME: {"data_files": split_files}}).to_dataset_card_data(data)
     return data
+
+
+def size_category(num_examples: int) -> str:
+    """The Hub's `size_categories` bucket for a dataset of `num_examples` rows (all splits)."""
+    for bound, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if num_examples < bound:
+            return name
+    return "n>1M"
 
 
 def _split_table(report: dict) -> list[str]:
@@ -230,6 +242,8 @@ def card_body(builder: RelationBuilder, hub_id: str | None = None) -> str:
         lines.append("")
     if any(info["images"]["missing"] or info["images"]["corrupt"] for info in report["splits"].values()):
         lines += ["## Images", "", builder.IMAGES_HELP, ""]
+    if builder.LICENSE_NOTE:
+        lines += ["## License", "", builder.LICENSE_NOTE, ""]
     if builder.info.citation:
         lines += ["## Citation", "", "```bibtex", builder.info.citation.strip(), "```", ""]
     return "\n".join(lines)
@@ -261,6 +275,22 @@ def stage_for_upload(folder: Path, staged: Path) -> Path:
     return staged
 
 
+def stage_for_repo(folder: Path, staged: Path, repo_id: str) -> Path:
+    """`folder` staged for upload (`stage_for_upload`) with its card telling readers to `load_dataset(repo_id)`."""
+    folder = Path(folder)
+    if not ((folder / "README.md").is_file() and (folder / DATA_DIR).is_dir()):
+        raise ValueError(
+            f"{folder} is not a dataset folder written by `python -m datasets_scripts.build` "
+            f"(README.md + {DATA_DIR}/)."
+        )
+    stage_for_upload(folder, staged)
+    readme = Path(staged) / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    readme.unlink()  # a hard link to the source card: write a new file, never through the link
+    readme.write_text(text.replace('load_dataset("path/to/this/folder")', f'load_dataset("{repo_id}")'), "utf-8")
+    return staged
+
+
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
     """Upload a folder written by `write_hub_folder` to a Hub dataset repo (redacted, see `stage_for_upload`);
     returns the commit URL."""
@@ -280,4 +310,12 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, toke
     return commit.commit_url
 
 
-__all__ = ["card_body", "card_data", "push_folder", "write_card", "write_hub_folder"]
+__all__ = [
+    "card_body",
+    "card_data",
+    "push_folder",
+    "stage_for_repo",
+    "stage_for_upload",
+    "write_card",
+    "write_hub_folder",
+]

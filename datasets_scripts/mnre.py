@@ -150,6 +150,11 @@ class MNREBuilder(RelationBuilder):
     VERSION = datasets.Version("2.0.0")
     PRETTY_NAME = "MNRE (v2) with NER entity types"
     IMAGES_HELP = IMAGES_HELP
+    LICENSE_NOTE = (
+        "MNRE's repository (https://github.com/thecharm/MNRE) has no license file and its README states no terms, so "
+        "this card's license is `unknown`: the posts and images come from Twitter, and reuse beyond research is a "
+        "question for the MNRE authors. The CAMIM captions (when present) state no license either."
+    )
 
     def card_source(self) -> list[str]:
         lines = [

@@ -119,6 +119,10 @@ class MOREBuilder(RelationBuilder):
     VERSION = datasets.Version("1.0.0")
     PRETTY_NAME = "MORE with NER entity types"
     IMAGES_HELP = DATA_HELP
+    LICENSE_NOTE = (
+        "This card's license is `unknown`: the project has not found terms stated with the MORE release; check them "
+        "with its authors before reuse beyond research."
+    )
 
     def card_source(self) -> list[str]:
         return [

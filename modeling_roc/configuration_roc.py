@@ -8,7 +8,7 @@ imports `transformers` and the standard library.
 
 import importlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import logging
@@ -49,12 +49,14 @@ RelationSource = Literal["description", "label_name", "learned"]
 PairActivation = Literal["sigmoid", "tanh", "gelu", "identity"]
 MarkerInit = Literal["mean", "words"]
 
-_CHOICES = {
-    "loss_mode": ("bank", "in_batch"),
-    "head": ("retrieval", "classification"),
-    "entity_pooling": ("marker", "mean"),
-    "relation_source": ("description", "label_name", "learned"),
-    "pair_activation": ("sigmoid", "tanh", "gelu", "identity"),
+# The allowed values of each choice field, read from its Literal: the config's checks and train.py's flags use these.
+CHOICES = {
+    "loss_mode": get_args(LossMode),
+    "head": get_args(HeadType),
+    "entity_pooling": get_args(EntityPooling),
+    "relation_source": get_args(RelationSource),
+    "pair_activation": get_args(PairActivation),
+    "marker_init": get_args(MarkerInit),
 }
 
 
@@ -223,7 +225,9 @@ class ROCConfig(PretrainedConfig):
         self._validate()
 
     def _validate(self) -> None:
-        for name, allowed in _CHOICES.items():
+        for name, allowed in CHOICES.items():
+            if name == "marker_init":  # a from_encoders argument, not a config field
+                continue
             if getattr(self, name) not in allowed:
                 raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
         if self.retrieval_temperature <= 0:
@@ -249,4 +253,4 @@ class ROCConfig(PretrainedConfig):
         return list(self.relation_bank)
 
 
-__all__ = ["ENTITY_MARKERS", "EMBEDDED_ENCODERS", "ROCConfig", "resolve_encoder_path"]
+__all__ = ["CHOICES", "ENTITY_MARKERS", "EMBEDDED_ENCODERS", "ROCConfig", "resolve_encoder_path"]

@@ -27,6 +27,15 @@ _CITATION = """\
 }
 """
 
+# Where the None-excluded definition comes from (HVPNeT's evaluation code, which MEGA and ROC report with) and the
+# scikit-learn average the None-inclusive family equals.
+REFERENCE_URLS = [
+    "https://arxiv.org/abs/2509.21151",
+    "https://aclanthology.org/2022.findings-naacl.121/",
+    "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.precision_recall_fscore_support.html",
+]
+CODEBASE_URLS = ["https://github.com/zjunlp/HVPNeT/blob/main/modules/metrics.py"]
+
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list[int]`): predicted relation ids.
@@ -99,6 +108,8 @@ class ReF1(evaluate.Metric):
             features=datasets.Features(
                 {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
             ),
+            reference_urls=REFERENCE_URLS,
+            codebase_urls=CODEBASE_URLS,
         )
 
     def _compute(self, predictions, references, negative_label: int = 0) -> dict[str, float]:

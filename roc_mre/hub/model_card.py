@@ -10,13 +10,28 @@ copies it next to the weights).
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from datasets_scripts.mnre import CITATION as MNRE_CITATION
+from datasets_scripts.more import CITATION as MORE_CITATION
 from modeling_roc.pipeline_roc import TASK
 
 
 RELATION_BANK_FILE = "relation_bank.json"
+TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
+# The model's own license, chosen on purpose: the project's code and the MiniLM / BERT encoders it starts from are
+# Apache-2.0. The training data's terms are a separate question (DATA_LICENSE_TEXT), stated in every card.
+DEFAULT_LICENSE = "apache-2.0"
+LICENSE_TEXT = {
+    "apache-2.0": "The weights and code are released under Apache-2.0, like the project and its default encoders "
+    "(all-MiniLM-L6-v2, BERT).",
+}
+DATA_LICENSE_TEXT = (
+    "They were trained on MNRE / MORE posts, whose releases state no license (see the dataset card): check the "
+    "dataset's terms before reuse beyond research."
+)
 ENTITY_MARKERS_TEXT = "`<subj>` `</subj>` `<obj>` `</obj>`"
 # The Hub only knows the pipeline tags of huggingface.js (`PIPELINE_TYPES`); huggingface_hub does not check them
 # locally. None fits pair-level relation extraction: "text-classification" / "zero-shot-classification" would put
@@ -344,7 +359,7 @@ def _evaluation(eval_results: dict, files: set[str]) -> list[str]:
     return lines
 
 
-def card_body(
+def template_values(
     *,
     repo_id: str,
     config: dict,
@@ -353,86 +368,38 @@ def card_body(
     processor_config: dict | None = None,
     build_report: dict | None = None,
     dataset_repo_id: str | None = None,
+    dataset_type: str = "",
+    license: str = DEFAULT_LICENSE,
     files: Iterable[str] = (),
-) -> str:
-    """The Markdown of the card (everything below the YAML header)."""
+) -> dict[str, str]:
+    """What `model_card_template.md` fills in: the facts of this run, gathered here; the prose is the template's."""
     training_args = training_args or {}
     files = set(files)
-    max_length = (processor_config or {}).get("max_length") or training_args.get("max_length") or "a fixed number of"
     labels = relation_labels(config)
     bank = config["relation_bank"]
     primary = eval_results["split"]
-    f1 = eval_results["splits"][primary]["metrics"]["f1"]
-    lines = [
-        f"# {repo_id.split('/')[-1]}",
-        "",
-        "**ROC** (Retrieval over Classification; Hei et al., *Retrieval over Classification: Integrating Relation "
-        "Semantics for Multimodal Relation Extraction*, EMNLP 2025, [arXiv:2509.21151](https://arxiv.org/abs/2509."
-        "21151)) predicts the relation between two entities of a post (text and optional image) by **retrieval**: the "
-        "entity pair is embedded from type-prompted, entity-marked text (fused with image patches when the model has "
-        "a vision encoder), every relation is embedded from a natural-language description, and the most similar "
-        "description wins. Because relations are text, new ones can be added without retraining.",
-        "",
-        f"This checkpoint scores {len(labels)} relations; micro-F1 {f1} % on the `{primary}` split.",
-        "",
-        *_architecture(config, training_args),
-        "",
-        "## Intended use and limits",
-        "",
-        "- Intended for: research on (multimodal) relation extraction in short English social-media posts (the "
-        "MNRE / MORE setting): given a sentence, the word spans of two entities and their NER types, rank the "
-        "relations of the bank. Relations added with `set_relation_bank` are scored with no training; how well "
-        "that works for a given new relation has not been measured here.",
-        "- It does not find entities: spans come from you, and their types should come from the same NER backend "
-        "as in training (below); other types, or none, shift the inputs away from what it was trained on.",
-        "- `score` is a softmax over the bank in use: it sums to 1 over those relations, is not a calibrated "
-        "probability, and changes when relations are added or removed. `None` is a relation like any other.",
-        "- Trained on one dataset of social-media posts; expect lower scores on other domains, other languages, or "
-        f"long texts (the processor keeps at most {max_length} tokens, always keeping both entities).",
-        "- The training posts name real people: do not use the predictions to make decisions about individuals.",
-        "",
-        "## Training data",
-        "",
-        *_training_data(eval_results, training_args, build_report, dataset_repo_id),
-        "",
-        "## Training procedure",
-        "",
-        *_training_procedure(eval_results, training_args),
-        "## Evaluation",
-        "",
-        *_evaluation(eval_results, files),
-        "",
-        "## How to use",
-        "",
-        "Needs `transformers>=5`, `torch` and `timm` (imported by the model's code), and `trust_remote_code=True` "
-        "(the model code is in this repository: `configuration_roc.py`, `modeling_roc.py`, `processing_roc.py`, "
-        "`pipeline_roc.py`).",
-        "",
-        "```python",
-        usage_snippet(repo_id, config).rstrip("\n"),
-        "```",
-        "",
-        "## Relation bank",
-        "",
-        f'`{RELATION_BANK_FILE}` holds `{{"labels": [...], "descriptions": {{label: description}}}}`: the labels '
-        "in the model's id order and the description each one is retrieved by (the same as `config.json`'s "
-        '`relation_bank`). Download it alone with `hf_hub_download(repo_id, "relation_bank.json")`.',
-        "",
-        "| id | relation | description |",
-        "|---|---|---|",
-        *[f"| {i} | `{_escape_cell(label)}` | {_escape_cell(bank[label])} |" for i, label in enumerate(labels)],
-        "",
-        "## Files",
-        "",
-        "- `config.json` (with `auto_map` and `custom_pipelines`), the model code, `model.safetensors`.",
-        "- `tokenizer.json` / `tokenizer_config.json`: the text tokenizer with the entity markers "
-        f"{ENTITY_MARKERS_TEXT}; `processor_config.json`: the processor (NER type → prompt words, token budget, "
-        "image transform); `relation_tokenizer/`: the tokenizer of the relation encoder (lets the model encode "
-        "new descriptions).",
-        f"- `{RELATION_BANK_FILE}`, `eval_results.json`, `training_args.json` and the reports named above.",
-        "",
-    ]
-    return "\n".join(lines)
+    max_length = (processor_config or {}).get("max_length") or training_args.get("max_length") or "a fixed number of"
+    return {
+        "model_name": repo_id.split("/")[-1],
+        "num_relations": str(len(labels)),
+        "f1": _fmt(eval_results["splits"][primary]["metrics"]["f1"]),
+        "primary_split": primary,
+        "architecture": "\n".join(_architecture(config, training_args)),
+        "max_length": str(max_length),
+        "training_data": "\n".join(_training_data(eval_results, training_args, build_report, dataset_repo_id)),
+        "training_procedure": "\n".join(_training_procedure(eval_results, training_args)),
+        "evaluation": "\n".join(_evaluation(eval_results, files)),
+        "usage_snippet": usage_snippet(repo_id, config).rstrip("\n"),
+        "relation_bank_file": RELATION_BANK_FILE,
+        "relation_rows": "\n".join(
+            f"| {i} | `{_escape_cell(label)}` | {_escape_cell(bank[label])} |" for i, label in enumerate(labels)
+        ),
+        "entity_markers": ENTITY_MARKERS_TEXT,
+        "license_text": LICENSE_TEXT.get(license, f"`{license}`, as chosen by the uploader.")
+        + " "
+        + DATA_LICENSE_TEXT,
+        "dataset_citation": (MORE_CITATION if "more" in dataset_type.lower() else MNRE_CITATION).strip(),
+    }
 
 
 def build_model_card(
@@ -445,10 +412,10 @@ def build_model_card(
     build_report: dict | None = None,
     dataset_repo_id: str | None = None,
     dataset_name: str | None = None,
-    license: str = "unknown",
+    license: str = DEFAULT_LICENSE,
     files: Iterable[str] = (),
 ) -> ModelCard:
-    """The whole card: YAML header (with `model-index` from `eval_results.json`) + body."""
+    """The whole card: YAML header (with `model-index` from `eval_results.json`) + `model_card_template.md`."""
     training_args = training_args or {}
     dataset_type = dataset_repo_id or eval_results.get("dataset") or training_args.get("dataset_name_or_path")
     if not dataset_type:
@@ -468,7 +435,7 @@ def build_model_card(
             eval_results, dataset_type, dataset_name or dataset_type, eval_results.get("dataset_config")
         ),
     )
-    body = card_body(
+    values = template_values(
         repo_id=repo_id,
         config=config,
         eval_results=eval_results,
@@ -476,9 +443,11 @@ def build_model_card(
         processor_config=processor_config,
         build_report=build_report,
         dataset_repo_id=dataset_repo_id,
+        dataset_type=dataset_type,
+        license=license,
         files=files,
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    return ModelCard.from_template(data, template_path=TEMPLATE_PATH, **values)
 
 
 __all__ = [
@@ -488,7 +457,7 @@ __all__ = [
     "base_model_id",
     "build_model_card",
     "can_add_relations",
-    "card_body",
+    "template_values",
     "eval_results_to_model_index",
     "relation_bank_payload",
     "relation_labels",

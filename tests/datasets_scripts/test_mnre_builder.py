@@ -259,6 +259,12 @@ def test_cli_writes_a_hub_folder_that_load_dataset_reads(tmp_path, mnre_fixture,
     card = (out_dir / "README.md").read_text()
     assert "configs:" in card and "path: data/validation-*" in card and "dataset_info:" in card
     assert "/per/per/alumi" in card and "fake-ner==1" in card and "untyped entities" in card
+    from huggingface_hub import DatasetCard
+
+    header = DatasetCard(card).data
+    assert header.task_categories == ["text-classification", "image-text-to-text"]
+    assert header.size_categories == ["n<1K"] and header.source_datasets == ["extended"]
+    assert header.license == "unknown" and "## License" in card and "has no license file" in card
     saved = json.loads((out_dir / "build_report.json").read_text())
     assert saved["splits"]["train"]["images"]["corrupt"] == 1 and saved["wall_time_s"] == report["wall_time_s"]
     printed = capsys.readouterr().out

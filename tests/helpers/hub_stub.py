@@ -51,6 +51,7 @@ class HubStub:
     branches: list[tuple[str, str]] = field(default_factory=list)
     commits: list[Commit] = field(default_factory=list)
     echo_token_on_commit: bool = False  # refuse commits with an error text that repeats the request's token
+    remote_files: dict[str, list[str]] = field(default_factory=dict)  # repo id -> files already on the "Hub"
 
     def __enter__(self) -> "HubStub":
         stub = self
@@ -110,7 +111,10 @@ class HubStub:
             self.branches.append((match["branch"]["repo"], match["branch"]["rev"]))
             return 200, {}
         if method == "GET" and match["tree"]:
-            return 200, []  # an empty repository: nothing to delete
+            files = self.remote_files.get(match["tree"]["repo"], [])
+            return 200, [
+                {"type": "file", "path": p, "size": 1, "oid": hashlib.sha1(p.encode()).hexdigest()} for p in files
+            ]
         if method == "POST" and match["commit"]:
             if self.echo_token_on_commit:
                 return 403, {"error": f"the token in '{self.requests[-1].authorization}' has no write access"}

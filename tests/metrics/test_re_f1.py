@@ -70,3 +70,12 @@ def test_equals_scikit_learn_on_random_predictions(metric):
         weighted[:3]
     )
     assert scores["weighted_recall"] == pytest.approx(accuracy_score(references, predictions))
+
+
+def test_the_metric_card_and_its_references_ship_with_the_metric(metric):
+    from huggingface_hub import ModelCard  # any Hub card parser reads the YAML header
+
+    card = ModelCard.load(REPO_ROOT / "metrics" / "re_f1" / "README.md")
+    assert "metric" in card.data.tags and "HVPNeT" in card.text and "weighted" in card.text
+    assert any("HVPNeT" in url for url in metric.codebase_urls)
+    assert any("arxiv.org/abs/2509.21151" in url for url in metric.reference_urls)

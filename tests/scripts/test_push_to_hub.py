@@ -490,3 +490,26 @@ def test_card_reports_both_metric_families_each_named():
     names = {r.metric_type: r.metric_name for r in reloaded.data.eval_results}
     assert names["f1"] == "Micro F1 (%)" and names["weighted_f1"] == "Weighted F1, None included (%)"
     assert "| validation | 1,624 | 74.45 | 62.11 | 60.42 | 61.25 | 73.9 / 74.45 / 74.1 |" in reloaded.text
+
+
+def test_the_card_is_rendered_from_its_template_with_license_and_citations():
+    eval_results = _eval_results({"validation": METRICS_VALIDATION})
+    card = build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results)
+    assert card.data.license == "apache-2.0", "a deliberate default, not 'unknown'"
+    assert "## License" in card.text and "state no license" in card.text
+    assert "## Citation" in card.text and "@inproceedings{hei2025roc" in card.text and "zheng2021mnre" in card.text
+    assert "{{" not in card.text, "every template field is filled"
+    other = build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results, license="mit")
+    assert other.data.license == "mit" and "`mit`, as chosen by the uploader" in other.text
+
+
+def test_a_re_push_deletes_only_the_managed_files_the_new_folder_no_longer_has(trained_run, tmp_path):
+    args = ["--model_dir", str(trained_run), "--repo_id", MODEL_REPO, "--staging_dir", str(tmp_path / "staged")]
+    # an earlier run evaluated a `dev` split this one has not: its reports go, the user's own files stay
+    earlier = ["config.json", "per_relation_dev.md", "confusion_matrix_dev.png", "notes.txt", "images/logo.png"]
+    with HubStub(remote_files={MODEL_REPO: earlier}) as hub:
+        done = _push(args, _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE=None))
+    assert done.returncode == 0, done.stderr[-4000:]
+    (commit,) = hub.commits
+    assert sorted(commit.deleted) == ["confusion_matrix_dev.png", "per_relation_dev.md"], "upload_folder's delete"
+    assert "config.json" in commit.files, "a file uploaded again is replaced, not deleted"

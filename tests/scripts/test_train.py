@@ -464,3 +464,17 @@ def test_report_to_a_tracker_that_is_not_installed_fails_before_training(inputs,
 def test_report_to_tensorboard_writes_event_files(inputs, tmp_path):
     _run(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--report_to", "tensorboard"))
     assert list((tmp_path / "run").rglob("events.out.tfevents.*")), "the train extra's tracker logged"
+
+
+def test_every_flag_has_help_and_choices_come_from_the_config():
+    import argparse
+
+    from modeling_roc.configuration_roc import CHOICES
+    from train import build_parser
+
+    parser = build_parser()
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    assert [a.option_strings for a in actions if not a.help] == []
+    by_flag = {a.option_strings[0].lstrip("-"): a for a in actions}
+    for name, allowed in CHOICES.items():
+        assert tuple(by_flag[name].choices) == allowed, name
