@@ -79,9 +79,7 @@ class ROCRelationExtractionPipeline(Pipeline):
         )
         if has_vision and "pixel_values" not in encoded:
             # keep every example's keys identical so that examples can be batched together
-            size = tuple(self.processor.image_config["input_size"])
-            encoded["pixel_values"] = torch.zeros((1, *size))
-            encoded["image_mask"] = torch.zeros(1, dtype=torch.bool)
+            encoded.update(self.processor.no_image_inputs(1))
         encoded = dict(encoded)
         if "pixel_values" in encoded:
             # transformers' batch collate fails on `pixel_values` without a feature extractor (NameError on

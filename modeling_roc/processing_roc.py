@@ -298,7 +298,7 @@ class ROCProcessor(ProcessorMixin):
         }
 
     # -------------------------------------------------------------------------------------------------- images
-    def _load_image(self, image: Any, example: int = 0):
+    def load_image(self, image: Any, example: int = 0):
         """A PIL image from a PIL image, a path, a URL, base64 text or an (H, W[, C]) uint8 numpy array."""
         from PIL import Image
 
@@ -320,6 +320,18 @@ class ROCProcessor(ProcessorMixin):
 
         return load_image(str(image)).convert("RGB")  # a path (errors name the file), a URL or base64
 
+    def no_image_inputs(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """The inputs of `batch_size` examples without an image: zero pixels, masked out by `image_mask` False.
+
+        Batches keep one structure whether or not their examples have images (DDP, compiled graphs and the
+        pipeline's batching all want the same keys every step); the fusion layers never attend to these pixels.
+        """
+        size = tuple(self.image_config["input_size"])
+        return {
+            "pixel_values": torch.zeros((batch_size, *size)),
+            "image_mask": torch.zeros(batch_size, dtype=torch.bool),
+        }
+
     def _pixel_values(
         self, images: Sequence[Any], regions: Sequence[Sequence[float] | None]
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -332,13 +344,12 @@ class ROCProcessor(ProcessorMixin):
 
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in self.image_config.items()}
             self._image_transform = create_transform(**config, is_training=False)
-        size = tuple(self.image_config["input_size"])
         pixels = []
         for example, (image, region) in enumerate(zip(images, regions)):
             if image is None:
-                pixels.append(torch.zeros(size))
+                pixels.append(self.no_image_inputs(1)["pixel_values"][0])
                 continue
-            image = self._load_image(image, example)
+            image = self.load_image(image, example)
             if region is not None:
                 image = crop_box(image, region, example)
             pixels.append(self._image_transform(image))

@@ -348,11 +348,8 @@ class TripleExtractor:
             if not self.has_vision:
                 self._warn_text_only()
                 return None
-            from PIL import Image
-
             try:
-                with Image.open(image) as opened:
-                    return opened.convert("RGB")
+                return self.processor.load_image(image)
             except Exception as err:  # OSError, Pillow's DecompressionBombError, a decoder's ValueError...
                 raise PostError(f"cannot read image {os.path.abspath(image)}: {type(err).__name__}: {err}") from err
         if not self.has_vision:
@@ -378,8 +375,8 @@ class TripleExtractor:
             tokens, subjects, objects, pixels = zip(*(items[k] for k in chunk))
             inputs = self.processor(list(tokens), list(subjects), list(objects))
             if self.has_vision and any(p is not None for p in pixels):
-                size = tuple(self.processor.image_config["input_size"])
-                inputs["pixel_values"] = torch.stack([p if p is not None else torch.zeros(size) for p in pixels])
+                blank = self.processor.no_image_inputs(1)["pixel_values"][0]
+                inputs["pixel_values"] = torch.stack([p if p is not None else blank for p in pixels])
                 inputs["image_mask"] = torch.tensor([p is not None for p in pixels])
             inputs = {k: v.to(device) for k, v in inputs.items()}
             with torch.inference_mode():

@@ -93,9 +93,7 @@ class ROCDataCollator:
             raise ValueError(f"{err} (batch example -> row id: {ids})") from err
         if self.use_images and "pixel_values" not in batch:
             # keep the batch structure fixed across steps (DDP and compiled graphs dislike optional inputs)
-            size = tuple(self.processor.image_config["input_size"])
-            batch["pixel_values"] = torch.zeros((len(rows), *size))
-            batch["image_mask"] = torch.zeros(len(rows), dtype=torch.bool)
+            batch.update(self.processor.no_image_inputs(len(rows)))
         if self.use_captions and self.processor.caption_mode == "tokens" and "caption_input_ids" not in batch:
             batch.update(self.processor.caption_token_inputs([None] * len(rows)))  # same structure, all masked
         if self.index_column is not None and self.index_column in rows[0]:
