@@ -31,6 +31,7 @@ from pathlib import Path
 
 from datasets_scripts.redaction import redact_local_paths, redact_secrets
 from modeling_roc import ENTITY_MARKERS, TASK
+from modeling_roc.modeling_roc import RELATION_TOKENIZER_DIR
 from roc_mre.hub.model_card import (
     DEFAULT_LICENSE,
     EXAMPLE,
@@ -69,7 +70,6 @@ REPORT_PATTERNS = (
     "per_relation_*.json",
     "confusion_matrix_*.png",
 )
-RELATION_TOKENIZER_DIR = "relation_tokenizer"
 GENERATED_FILES = ("README.md", RELATION_BANK_FILE, "training_args.json")
 # Remote files this script owns: a re-push deletes those of them the new folder no longer has (e.g. an old
 # `per_relation_test.md`), and leaves every other file of the repository alone.
