@@ -137,6 +137,9 @@ def test_an_image_given_to_a_text_only_model_is_a_warning(make_model, processor,
     text_only = ROCRelationExtractionPipeline(
         model=make_model(vision_model_name=None).eval(), processor=processor, device=-1
     )
+    import logging as std_logging
+
+    std_logging.Logger.warning_once.cache_clear()  # said once per process: an earlier test may have said it already
     logging.enable_propagation()
     try:
         with caplog.at_level("WARNING"):
