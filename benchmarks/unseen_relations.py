@@ -1,0 +1,453 @@
+"""Relations never seen in training: does retrieval over descriptions find them, and how much does the wording matter?
+
+ROC represents each relation by the embedding of a text, so a relation can be added to a trained model by writing a
+description and calling `model.set_relation_bank(...)`, with no retraining. This benchmark measures that promise:
+
+    python benchmarks/unseen_relations.py --name 2ep --ceiling_run runs/unseen-ceiling -- \
+        --config configs/mnre_minilm_offline.yaml --num_train_epochs 2
+    python benchmarks/unseen_relations.py --name 2ep --folds 0 --shots 5 -- ...   # few-shot on fold 0
+
+Everything after `--` is the recipe, passed to train.py unchanged (its `--dataset_name_or_path` is the full dataset).
+For each fold, k relations are held out (`held_out_folds`: the non-None relations ranked by training frequency, cut
+into k bands from frequent to rare, fold f taking the f-th relation of every band, so each fold mixes frequent and
+rare ones and no relation is in two folds):
+
+- training: their training examples are removed (not relabelled None, which would teach the model to call them None),
+  except `--shots N` of each (few-shot); with no shots the model's bank holds only the seen relations, so it never
+  saw the held-out descriptions, not even as negatives. The best epoch is selected on the seen relations' validation
+  examples only: the held-out ones are unknown at training time.
+- evaluation, on the whole validation split: the bank holds every relation, the held-out ones added with a text in
+  one of three wordings (`WORDINGS`): the reviewed description of the shipped bank, a one-line paraphrase
+  (`relation_paraphrases_mnre.json`) and the label name (`per per peer`). The seen relations keep their descriptions.
+
+Reported per fold and wording: micro-F1 on the seen relations, micro P / R / F1 and accuracy on the unseen ones, where
+the unseen examples went (right, None, a wrong seen relation, a wrong unseen one), and the field's metrics over all
+labels (accuracy, micro-F1 with None excluded) plus the None-inclusive weighted F1 of the ROC paper's MNRE table.
+Comparators on the same folds: the model trained on every relation (`--ceiling_run`, or trained here: the ceiling)
+and a classification head or learned label vectors, which have one output per training label and so score 0 on an
+unseen relation by construction (their floor; `set_relation_bank` refuses new labels for them).
+
+Runs go to `--runs_dir/<name>/fold<f>-shots<n>/` (a finished run, one with `all_results.json`, is collected, not
+retrained, so an interrupted benchmark goes on where it stopped). Writes
+`benchmarks/results/unseen_relations_<name>.json` and a plot of the unseen-relation F1 by wording beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import datasets
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+PARAPHRASES_FILE = Path(__file__).resolve().parent / "relation_paraphrases_mnre.json"
+WORDINGS = ("description", "paraphrase", "label_name")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="Results file suffix: results/unseen_relations_<name>.json")
+    parser.add_argument("--k", type=int, default=4, help="Relations held out per fold (default 4).")
+    parser.add_argument(
+        "--folds", type=int, nargs="+", default=[0, 1, 2], help="Which folds to run (0-based; default 0 1 2)."
+    )
+    parser.add_argument(
+        "--shots",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="Training examples kept per held-out relation; several values run several trainings (e.g. 0 1 5 20).",
+    )
+    parser.add_argument(
+        "--ceiling_run",
+        help="A finished train.py run on every relation with the same recipe (the ceiling); trained here if omitted.",
+    )
+    parser.add_argument("--no_ceiling", action="store_true", help="Skip the ceiling (no run given, none trained).")
+    parser.add_argument("--paraphrases", default=str(PARAPHRASES_FILE), help="JSON {label: one-line paraphrase}.")
+    parser.add_argument("--runs_dir", default="runs/unseen_relations", help="Where the fold runs are trained.")
+    parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
+    parser.add_argument("--eval_batch_size", type=int, default=128)
+    parser.add_argument("--note", default="", help="Free text stored with the result.")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the train.py recipe")
+    args = parser.parse_args(argv)
+    args.train_args = [a for a in args.train_args if a != "--"]
+    if not args.train_args:
+        parser.error("give the train.py recipe after --, e.g. -- --config configs/mnre_minilm_offline.yaml")
+    if args.k < 1:
+        parser.error(f"--k must be >= 1, got {args.k}")
+    if any(n < 0 for n in args.shots):
+        parser.error(f"--shots must be >= 0, got {args.shots}")
+    if any(a == "--output_dir" or a.startswith("--output_dir=") for a in args.train_args):
+        parser.error("--output_dir is set by the benchmark (--runs_dir/<name>/...); drop it from the recipe")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------------- folds
+def held_out_folds(train_counts: dict[str, int], none_label: str, k: int) -> list[list[str]]:
+    """Every fold this rule allows: rank the non-None relations by training count (ties by name), cut the ranking
+    into `k` contiguous bands from frequent to rare, and let fold f hold out the f-th relation of each band.
+
+    So every fold has one relation from each frequency band (a frequent one, ..., a rare one), the folds are disjoint,
+    and there are as many folds as the smallest band has relations.
+    """
+    ranked = sorted((label for label in train_counts if label != none_label), key=lambda r: (-train_counts[r], r))
+    if len(ranked) < k:
+        raise ValueError(f"--k {k}: only {len(ranked)} relations besides {none_label!r} to hold out")
+    size, extra = divmod(len(ranked), k)
+    bands, start = [], 0
+    for band in range(k):
+        end = start + size + (band < extra)
+        bands.append(ranked[start:end])
+        start = end
+    return [[band[f] for band in bands] for f in range(min(len(b) for b in bands))]
+
+
+def fold_splits(
+    splits: datasets.DatasetDict, held_out: list[str], shots: int, seed: int, train_split: str, validation_split: str
+) -> tuple[datasets.DatasetDict, dict]:
+    """The training data of one fold: held-out examples removed from train (but `shots` of each) and validation.
+
+    With no shots the `relation` ClassLabel holds only the seen labels (ids remapped), so train.py builds a bank
+    without the held-out relations. Returns the splits and a count of what was removed.
+    """
+    names = splits[train_split].features["relation"].names
+    held_ids = {names.index(label) for label in held_out}
+    train = splits[train_split]
+    relations = train["relation"]
+    keep = [i for i, r in enumerate(relations) if r not in held_ids]
+    rng = random.Random(seed)
+    kept_shots = {}
+    for label in held_out:
+        rows = [i for i, r in enumerate(relations) if r == names.index(label)]
+        chosen = sorted(rng.sample(rows, min(shots, len(rows))))
+        kept_shots[label] = len(chosen)
+        keep += chosen
+    train = train.select(sorted(keep))
+    validation = splits[validation_split]
+    validation = validation.select([i for i, r in enumerate(validation["relation"]) if r not in held_ids])
+    out = datasets.DatasetDict({train_split: train, validation_split: validation})
+    if shots == 0:
+        seen = [label for label in names if label not in held_out]
+        out = out.map(lambda batch: {"relation": [seen.index(names[r]) for r in batch["relation"]]}, batched=True)
+        out = out.cast_column("relation", datasets.ClassLabel(names=seen))
+    report = {
+        "train_examples": len(train),
+        "train_removed": len(splits[train_split]) - len(train),
+        "validation_examples_for_selection": len(validation),
+        "shots_kept": kept_shots,
+    }
+    return out, report
+
+
+def write_parquet_folder(splits: datasets.DatasetDict, folder: Path) -> None:
+    """`data/<split>-00000-of-00001.parquet`: a folder `load_dataset` reads with its features (ClassLabel) intact."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    for name, split in splits.items():
+        split.to_parquet(str(folder / "data" / f"{name}-00000-of-00001.parquet"))
+
+
+# -------------------------------------------------------------------------------------------------------- metrics
+def subset_scores(predictions: list[int], references: list[int], positive: set[int]) -> dict:
+    """Micro P / R / F1 (%) counting only the labels in `positive` as positives (as the field drops None)."""
+    true_positive = sum(p == r and r in positive for p, r in zip(predictions, references))
+    predicted = sum(p in positive for p in predictions)
+    gold = sum(r in positive for r in references)
+    precision = true_positive / predicted if predicted else 0.0
+    recall = true_positive / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(100 * precision, 2),
+        "recall": round(100 * recall, 2),
+        "f1": round(100 * f1, 2),
+        "gold": gold,
+        "predicted": predicted,
+    }
+
+
+def unseen_outcomes(predictions: list[int], references: list[int], unseen: set[int], none_id: int) -> dict:
+    """Where the examples of unseen relations went, in % of them: right, None, a seen relation, another unseen one."""
+    pairs = [(p, r) for p, r in zip(predictions, references) if r in unseen]
+    counts = Counter(
+        "correct" if p == r else "none" if p == none_id else "other_unseen" if p in unseen else "wrong_seen"
+        for p, r in pairs
+    )
+    total = len(pairs) or 1
+    return {key: round(100 * counts[key] / total, 2) for key in ("correct", "none", "wrong_seen", "other_unseen")}
+
+
+def fold_metrics(predictions: list[int], references: list[int], label_names: list[str], held_out: list[str]) -> dict:
+    """Seen / unseen / overall scores of one evaluation over every label of the dataset."""
+    from metrics.re_f1.re_f1 import relation_extraction_scores
+    from roc_mre.labels import find_none_label
+
+    none_id = label_names.index(find_none_label(label_names))
+    unseen = {label_names.index(label) for label in held_out}
+    seen = set(range(len(label_names))) - unseen - {none_id}
+    overall = relation_extraction_scores(predictions, references, negative_label=none_id)
+    unseen_scores = subset_scores(predictions, references, unseen)
+    return {
+        "seen_f1": subset_scores(predictions, references, seen)["f1"],
+        "unseen": {**unseen_scores, "accuracy": unseen_scores["recall"]},
+        "unseen_outcomes": unseen_outcomes(predictions, references, unseen, none_id),
+        "per_unseen_relation_f1": {
+            label: subset_scores(predictions, references, {label_names.index(label)})["f1"] for label in held_out
+        },
+        "all": {
+            "accuracy": round(100 * overall["accuracy"], 2),
+            "f1": round(100 * overall["f1"], 2),
+            "weighted_f1": round(100 * overall["weighted_f1"], 2),
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- evaluation
+def wording_bank(full_bank: dict[str, str], held_out: list[str], wording: str, paraphrases: dict[str, str]) -> dict:
+    """The bank of every relation; the held-out ones written in `wording`, the seen ones as they were trained."""
+    from modeling_roc.modeling_roc import readable_label
+
+    if wording not in WORDINGS:
+        raise ValueError(f"wording must be one of {WORDINGS}, got {wording!r}")
+    bank = dict(full_bank)
+    for label in held_out:
+        if wording == "paraphrase":
+            if label not in paraphrases:
+                raise ValueError(f"no paraphrase for {label!r} in the paraphrases file")
+            bank[label] = paraphrases[label]
+        elif wording == "label_name":
+            bank[label] = readable_label(label)
+    return bank
+
+
+def predict(model, processor, split: datasets.Dataset, batch_size: int, use_captions: bool) -> list[int]:
+    """Argmax retrieval over the model's current bank for every example, in order (one process, no accelerate)."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from roc_mre.training.data_collator import ROCDataCollator, with_row_index
+
+    if "image" in split.column_names:
+        split = split.remove_columns("image")
+    collator = ROCDataCollator(processor, use_images=False, use_captions=use_captions)
+    loader = DataLoader(with_row_index(split), batch_size=batch_size, collate_fn=collator)
+    model.eval()
+    predictions = []
+    for batch in tqdm(loader, desc="predicting", leave=False):
+        batch.pop("example_index")
+        batch.pop("labels")
+        with torch.no_grad():
+            predictions += model(**batch).logits.argmax(-1).tolist()
+    return predictions
+
+
+def evaluate_run(
+    run_dir: Path, validation: datasets.Dataset, banks: dict[str, dict], batch_size: int, use_captions: bool
+) -> dict[str, list[int]]:
+    """Predictions of the run's saved model on `validation` under each bank (label order: the dataset's)."""
+    from modeling_roc import ROCModel, ROCProcessor
+
+    model = ROCModel.from_pretrained(run_dir)
+    processor = ROCProcessor.from_pretrained(run_dir)
+    out = {}
+    for wording, bank in banks.items():
+        model.set_relation_bank(bank)
+        out[wording] = predict(model, processor, validation, batch_size, use_captions)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------- runs
+def train(recipe: list[str], dataset: Path | str, run_dir: Path) -> None:
+    """Train one run with the recipe into `run_dir`, unless it finished there before (then it is collected)."""
+    if (run_dir / "all_results.json").is_file():
+        print(f"collecting the finished run {run_dir}")
+        return
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *recipe, "--dataset_name_or_path", str(dataset)]
+    command += ["--output_dir", str(run_dir)]
+    if (run_dir / "checkpoints").is_dir():
+        command += ["--resume_from_checkpoint", "latest"]
+    print(shlex.join(command), flush=True)
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
+
+
+def _run_summary(run_dir: Path) -> dict:
+    """What a reader needs of a collected run: its command, best epoch, validation metrics and wall time."""
+    trained = json.loads((run_dir / "all_results.json").read_text(encoding="utf-8"))
+    return {key: trained[key] for key in ("command", "best_epoch", "metrics", "wall_time_s")}
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "mean": round(statistics.fmean(values), 2),
+        "min": min(values),
+        "max": max(values),
+        "stdev": round(statistics.stdev(values), 2) if len(values) > 1 else None,
+    }
+
+
+def summarize(folds: list[dict]) -> dict:
+    """Mean and range over folds of the headline numbers, per shots and wording, and of the ceiling."""
+    summary = {}
+    for shots in sorted({f["shots"] for f in folds}):
+        rows = [f for f in folds if f["shots"] == shots]
+        for wording in rows[0]["wordings"]:
+            key = f"shots{shots}/{wording}"
+            summary[key] = {
+                "seen_f1": spread([r["wordings"][wording]["seen_f1"] for r in rows]),
+                "unseen_f1": spread([r["wordings"][wording]["unseen"]["f1"] for r in rows]),
+                "unseen_accuracy": spread([r["wordings"][wording]["unseen"]["accuracy"] for r in rows]),
+                "unseen_predicted_none": spread([r["wordings"][wording]["unseen_outcomes"]["none"] for r in rows]),
+                "all_f1": spread([r["wordings"][wording]["all"]["f1"] for r in rows]),
+                "folds": len(rows),
+            }
+    ceilings = [f["ceiling"] for f in folds if f.get("ceiling") and f["shots"] == 0]
+    if ceilings:
+        summary["ceiling"] = {
+            "seen_f1": spread([c["seen_f1"] for c in ceilings]),
+            "unseen_f1": spread([c["unseen"]["f1"] for c in ceilings]),
+            "unseen_accuracy": spread([c["unseen"]["accuracy"] for c in ceilings]),
+            "all_f1": spread([c["all"]["f1"] for c in ceilings]),
+            "folds": len(ceilings),
+        }
+    return summary
+
+
+def plot(record: dict, path: Path) -> None:
+    """Unseen-relation F1 per fold and wording, with the ceiling (trained on them) and the classification floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [f for f in record["folds"] if f["shots"] == 0]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / (len(WORDINGS) + 1)
+    for w, wording in enumerate(WORDINGS):
+        values = [r["wordings"][wording]["unseen"]["f1"] for r in rows]
+        ax.bar([i + w * width for i in range(len(rows))], values, width, label=f"unseen, {wording.replace('_', ' ')}")
+    if all(r.get("ceiling") for r in rows):
+        values = [r["ceiling"]["unseen"]["f1"] for r in rows]
+        ax.bar([i + len(WORDINGS) * width for i in range(len(rows))], values, width, label="ceiling (trained on them)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks([i + width * len(WORDINGS) / 2 for i in range(len(rows))])
+    ax.set_xticklabels(
+        [f"fold {r['fold']}\n" + ", ".join(h.rsplit("/", 1)[-1] for h in r["held_out"]) for r in rows], fontsize=7
+    )
+    ax.set_ylabel("micro-F1 on the held-out relations (%)")
+    ax.set_title(
+        "MNRE validation: relations never seen in training (classification head: 0 by construction)", fontsize=8
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
+    from roc_mre.labels import find_none_label
+    from train import parse_args as parse_train_args
+
+    args = parse_args(argv)
+    recipe = parse_train_args([*args.train_args, "--output_dir", "unused"])
+    if recipe.head != "retrieval" or recipe.relation_source == "learned":
+        raise SystemExit(
+            f"error: the recipe's head={recipe.head!r}, relation_source={recipe.relation_source!r} has one fixed "
+            "output per training label, so it cannot score an unseen relation (0 by construction); use retrieval."
+        )
+    splits = datasets.load_dataset(recipe.dataset_name_or_path, recipe.dataset_config_name)
+    label_names = list(splits[recipe.train_split].features["relation"].names)
+    none_label = find_none_label(label_names)
+    counts = Counter(label_names[r] for r in splits[recipe.train_split]["relation"])
+    all_folds = held_out_folds({label: counts.get(label, 0) for label in label_names}, none_label, args.k)
+    for fold in args.folds:
+        if not 0 <= fold < len(all_folds):
+            raise SystemExit(f"error: --folds {fold}: the rule gives folds 0..{len(all_folds) - 1} for k={args.k}")
+    full_bank = ordered_bank(label_names, load_relation_bank(recipe.relation_bank), recipe.relation_bank)
+    paraphrases = json.loads(Path(args.paraphrases).read_text(encoding="utf-8"))
+    validation = splits[recipe.validation_split]
+    runs_dir = Path(args.runs_dir) / args.name
+    ceiling_predictions, ceiling_dir = None, None
+    if not args.no_ceiling:
+        ceiling_dir = Path(args.ceiling_run) if args.ceiling_run else runs_dir / "all-relations"
+        train(args.train_args, recipe.dataset_name_or_path, ceiling_dir)
+        ceiling_predictions = evaluate_run(
+            ceiling_dir, validation, {"description": full_bank}, args.eval_batch_size, recipe.use_captions
+        )["description"]
+
+    references = list(validation["relation"])
+    folds = []
+    for fold in args.folds:
+        held_out = all_folds[fold]
+        banks = {w: wording_bank(full_bank, held_out, w, paraphrases) for w in WORDINGS}
+        for shots in args.shots:
+            run_dir = runs_dir / f"fold{fold}-shots{shots}"
+            fold_data, removed = fold_splits(
+                splits, held_out, shots, recipe.seed, recipe.train_split, recipe.validation_split
+            )
+            if not (run_dir / "all_results.json").is_file():
+                write_parquet_folder(fold_data, run_dir / "data")
+            train(args.train_args, run_dir / "data", run_dir / "model")
+            predictions = evaluate_run(run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions)
+            trained = json.loads((run_dir / "model" / "all_results.json").read_text(encoding="utf-8"))
+            row = {
+                "fold": fold,
+                "shots": shots,
+                "held_out": held_out,
+                "held_out_train_counts": {label: counts.get(label, 0) for label in held_out},
+                "held_out_validation_counts": {
+                    label: references.count(label_names.index(label)) for label in held_out
+                },
+                "data": removed,
+                "best_epoch": trained["best_epoch"],
+                "selection_f1_seen_validation": trained["metrics"]["f1"],
+                "train_wall_time_s": trained["wall_time_s"],  # train.py's own, whether trained now or collected
+                "wordings": {w: fold_metrics(p, references, label_names, held_out) for w, p in predictions.items()},
+                "run_dir": str(run_dir / "model"),
+            }
+            if ceiling_predictions is not None:
+                row["ceiling"] = fold_metrics(ceiling_predictions, references, label_names, held_out)
+            folds.append(row)
+            unseen = {w: m["unseen"]["f1"] for w, m in row["wordings"].items()}
+            print(f"fold {fold} shots {shots} held out {held_out}: unseen F1 {unseen}", flush=True)
+
+    record = {
+        "benchmark": f"unseen_relations_{args.name}",
+        "note": args.note,
+        "command": shlex.join(["python", "benchmarks/unseen_relations.py", *(argv or sys.argv[1:])]),
+        "recipe": args.train_args,
+        "machine": f"{platform.machine()} {__import__('os').cpu_count()} CPUs",
+        "dataset": recipe.dataset_name_or_path,
+        "split": recipe.validation_split,
+        "k": args.k,
+        "fold_rule": "non-None relations ranked by training count, cut into k bands; fold f takes the f-th of each",
+        "all_folds": all_folds,
+        "ceiling_run": str(ceiling_dir) if ceiling_dir else None,
+        "ceiling": _run_summary(ceiling_dir) if ceiling_dir else None,
+        "classification_floor_unseen_f1": 0.0,
+        "folds": folds,
+        "summary": summarize(folds),
+    }
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / f"unseen_relations_{args.name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    plot(record, output / f"unseen_relations_{args.name}.png")
+    print(f"{path}: {json.dumps(record['summary'], indent=1)}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

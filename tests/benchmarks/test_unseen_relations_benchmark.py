@@ -1,0 +1,166 @@
+"""benchmarks/unseen_relations.py: the fold rule, the fold data, the scores, and a whole run on the tiny dataset."""
+
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import pytest
+from helpers.tiny_models import REPO_ROOT
+from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import unseen_relations as ur  # noqa: E402
+
+
+COUNTS = {"None": 900, "a": 90, "b": 80, "c": 70, "d": 60, "e": 50, "f": 40, "g": 30, "h": 20, "i": 10}
+
+
+def test_each_fold_holds_out_one_relation_of_every_frequency_band_and_no_relation_twice():
+    folds = ur.held_out_folds(COUNTS, "None", k=3)
+    # ranked a..i, bands [a b c] [d e f] [g h i]: fold f takes the f-th of each band
+    assert folds == [["a", "d", "g"], ["b", "e", "h"], ["c", "f", "i"]]
+    uneven = ur.held_out_folds(COUNTS, "None", k=4)  # bands of 3, 2, 2, 2: as many folds as the smallest band
+    assert uneven == [["a", "d", "f", "h"], ["b", "e", "g", "i"]]
+    with pytest.raises(ValueError, match="only 9 relations"):
+        ur.held_out_folds(COUNTS, "None", k=10)
+
+
+def _splits():
+    names = ["None", "x", "y", "z"]
+    feature = datasets.Features({"relation": datasets.ClassLabel(names=names), "n": datasets.Value("int32")})
+    train = [0] * 6 + [1] * 5 + [2] * 5 + [3] * 4
+    validation = [0, 1, 2, 3, 2, 2]
+    return datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"relation": train, "n": list(range(len(train)))}, features=feature),
+            "validation": datasets.Dataset.from_dict(
+                {"relation": validation, "n": list(range(len(validation)))}, features=feature
+            ),
+        }
+    )
+
+
+def test_zero_shot_fold_data_has_no_held_out_example_and_no_held_out_label():
+    out, report = ur.fold_splits(_splits(), ["y"], shots=0, seed=0, train_split="train", validation_split="validation")
+    names = out["train"].features["relation"].names
+    assert names == ["None", "x", "z"]  # the bank train.py builds never holds the held-out relation
+    assert [names[r] for r in out["train"]["relation"]] == ["None"] * 6 + ["x"] * 5 + ["z"] * 4
+    assert [names[r] for r in out["validation"]["relation"]] == ["None", "x", "z"]
+    assert report == {
+        "train_examples": 15,
+        "train_removed": 5,
+        "validation_examples_for_selection": 3,
+        "shots_kept": {"y": 0},
+    }
+
+
+def test_few_shot_fold_data_keeps_that_many_examples_of_each_held_out_relation(tmp_path):
+    out, report = ur.fold_splits(
+        _splits(), ["y", "z"], shots=2, seed=0, train_split="train", validation_split="validation"
+    )
+    names = out["train"].features["relation"].names
+    assert names == ["None", "x", "y", "z"]  # seen in training, so in the bank
+    relations = [names[r] for r in out["train"]["relation"]]
+    assert relations.count("y") == 2 and relations.count("z") == 2 and relations.count("x") == 5
+    assert report["shots_kept"] == {"y": 2, "z": 2}
+    # the folder train.py reads keeps the ClassLabel
+    ur.write_parquet_folder(out, tmp_path / "fold")
+    reloaded = datasets.load_dataset(str(tmp_path / "fold"))
+    assert reloaded["train"].features["relation"].names == names
+    assert reloaded["validation"]["relation"] == [0, 1]  # the held-out y and z are not selected on
+
+
+def test_subset_scores_count_only_the_given_labels_as_positives():
+    predictions = [1, 1, 2, 0, 3, 3]
+    references = [1, 2, 2, 3, 3, 0]
+    unseen = ur.subset_scores(predictions, references, {3})
+    # one right 3 of two predicted 3s and two gold 3s
+    assert unseen == {"precision": 50.0, "recall": 50.0, "f1": 50.0, "gold": 2, "predicted": 2}
+    assert ur.unseen_outcomes(predictions, references, {2, 3}, none_id=0) == {
+        "correct": 50.0,  # indices 2 and 4
+        "none": 25.0,  # index 3
+        "wrong_seen": 25.0,  # index 1: a 2 called 1
+        "other_unseen": 0.0,
+    }
+    assert ur.unseen_outcomes([1, 3], [2, 2], {2, 3}, none_id=0) == {
+        "correct": 0.0,
+        "none": 0.0,
+        "wrong_seen": 50.0,
+        "other_unseen": 50.0,
+    }
+
+
+def test_wordings_change_only_the_held_out_relations():
+    bank = {"None": "no relation", "/per/per/peer": "long reviewed text", "/per/per/couple": "another reviewed text"}
+    paraphrases = {"/per/per/peer": "colleagues"}
+    assert ur.wording_bank(bank, ["/per/per/peer"], "description", paraphrases) == bank
+    assert ur.wording_bank(bank, ["/per/per/peer"], "paraphrase", paraphrases)["/per/per/peer"] == "colleagues"
+    named = ur.wording_bank(bank, ["/per/per/peer"], "label_name", paraphrases)
+    assert named == {**bank, "/per/per/peer": "per per peer"}
+    with pytest.raises(ValueError, match="no paraphrase for '/per/per/couple'"):
+        ur.wording_bank(bank, ["/per/per/couple"], "paraphrase", paraphrases)
+
+
+def test_the_shipped_paraphrases_cover_every_mnre_relation_in_one_line():
+    from datasets_scripts.relation_bank import load_relation_bank
+
+    paraphrases = json.loads(ur.PARAPHRASES_FILE.read_text())
+    labels = [label for label in load_relation_bank("mnre") if label != "None"]
+    assert sorted(paraphrases) == sorted(labels)
+    assert all("\n" not in text and len(text) < 100 for text in paraphrases.values())
+
+
+def test_a_classification_recipe_is_refused_it_cannot_score_an_unseen_relation(tmp_path, capsys):
+    dataset = write_tiny_dataset(tmp_path / "dataset")
+    with pytest.raises(SystemExit, match="0 by construction"):
+        ur.main(["--name", "x", "--", "--dataset_name_or_path", str(dataset), "--head", "classification"])
+
+
+def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_by_description(tmp_path):
+    recipe = [
+        "--dataset_name_or_path", str(write_tiny_dataset(tmp_path / "dataset")),
+        "--relation_bank", str(write_bank(tmp_path / "bank.json")),
+        "--text_encoder", str(write_tiny_encoder(tmp_path / "encoder")),
+        "--num_fusion_layers", "1",
+        "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "8",
+        "--learning_rate", "1e-3",
+        "--seed", "7",
+    ]  # fmt: skip
+    common = ["--name", "tiny", "--k", "1", "--folds", "0", "--runs_dir", str(tmp_path / "runs")]
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "unseen_relations.py"), *common]
+    command += ["--output_dir", str(tmp_path / "results"), "--", *recipe]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+    record = json.loads((tmp_path / "results" / "unseen_relations_tiny.json").read_text())
+    assert (tmp_path / "results" / "unseen_relations_tiny.png").stat().st_size > 0
+    (row,) = record["folds"]
+    held_out = row["held_out"]
+    assert held_out == record["all_folds"][0] and len(held_out) == 1
+    run = tmp_path / "runs" / "tiny" / "fold0-shots0"
+    trained_bank = json.loads((run / "model" / "config.json").read_text())["relation_bank"]
+    assert held_out[0] not in trained_bank  # never seen, not even as a negative
+    reloaded = datasets.load_dataset(str(run / "data"))
+    assert held_out[0] not in reloaded["train"].features["relation"].names
+    assert set(row["wordings"]) == set(ur.WORDINGS)
+    for scores in row["wordings"].values():
+        # every unseen validation example is counted in exactly one outcome
+        assert sum(scores["unseen_outcomes"].values()) == pytest.approx(100.0, abs=0.05)
+        assert scores["unseen"]["gold"] == row["held_out_validation_counts"][held_out[0]] > 0
+    assert row["ceiling"]["unseen"]["gold"] == row["wordings"]["description"]["unseen"]["gold"]
+    ceiling_bank = json.loads((tmp_path / "runs" / "tiny" / "all-relations" / "config.json").read_text())
+    assert held_out[0] in ceiling_bank["relation_bank"]
+    assert record["summary"]["shots0/description"]["folds"] == 1
+
+    # Called again, the finished runs are collected, not retrained.
+    stamp = (run / "model" / "all_results.json").stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "collecting the finished run" in again.stdout
+    assert (run / "model" / "all_results.json").stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "results" / "unseen_relations_tiny.json").read_text())["folds"] == record["folds"]
