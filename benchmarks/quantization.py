@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from modeling_roc import ROCModel, ROCProcessor, quantize_int8  # noqa: E402
 from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
-from train import METRIC_PATH, percent_metrics  # noqa: E402
+from roc_mre.training.loop import METRIC_PATH, percent_metrics  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,8 +1,7 @@
-"""Training helpers used by `train.py`: batches (`data_collator`), batch order (`length_grouped_sampler`) and
-evaluation reports (`reporting`)."""
+"""What `train.py` runs, one module each, imported where used (so the command line stays free of torch):
 
-from .data_collator import ROCDataCollator, with_row_index
-from .length_grouped_sampler import LengthGroupedSampler
-
-
-__all__ = ["LengthGroupedSampler", "ROCDataCollator", "with_row_index"]
+- `arguments`: the flags, their help and checks, and `--config` files (no torch: `--help` answers at once);
+- `loop`: the Accelerate training and evaluation loop (`run`);
+- `data_collator`, `length_grouped_sampler`: batches and their order;
+- `reporting`: the per-relation table, confusion matrix and predictions file of an evaluated split.
+"""

@@ -478,3 +478,36 @@ def test_every_flag_has_help_and_choices_come_from_the_config():
     by_flag = {a.option_strings[0].lstrip("-"): a for a in actions}
     for name, allowed in CHOICES.items():
         assert tuple(by_flag[name].choices) == allowed, name
+
+
+def test_the_parser_reads_the_same_choices_and_defaults_the_model_code_defines():
+    # build_parser reads them from the shipped sources without importing torch; they must equal the imported values
+    from modeling_roc import EMBEDDED_TEXT_ENCODER
+    from modeling_roc.configuration_roc import CHOICES
+    from modeling_roc.processing_roc import CAPTION_MODES
+    from roc_mre.training.arguments import model_constants
+
+    assert model_constants() == {
+        "CHOICES": CHOICES,
+        "CAPTION_MODES": CAPTION_MODES,
+        "EMBEDDED_TEXT_ENCODER": EMBEDDED_TEXT_ENCODER,
+    }
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--num_train_epochs", "0"], ["--head", "softmax"]])
+def test_help_and_a_bad_flag_answer_before_torch_is_imported(argv):
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train.py', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code)\n"
+        "heavy = ('torch', 'transformers', 'datasets', 'accelerate')\n"
+        "print('imported', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert done.stdout.splitlines()[-1] == "imported []", done.stdout + done.stderr
+    assert done.stdout.splitlines()[-2] == ("exit 0" if argv == ["--help"] else "exit 2")
+    if argv == ["--help"]:
+        assert "--relation_source {description,label_name,learned}" in done.stdout
