@@ -7,22 +7,12 @@ import sys
 
 import pytest
 from helpers.tiny_models import REPO_ROOT
-from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+from helpers.train_fixtures import tiny_recipe
 
 
 @pytest.fixture(scope="module")
 def reference_args(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ablation-inputs")
-    return [
-        "--dataset_name_or_path", str(write_tiny_dataset(root / "dataset")),
-        "--relation_bank", str(write_bank(root / "bank.json")),
-        "--text_encoder", str(write_tiny_encoder(root / "encoder")),
-        "--num_fusion_layers", "1",
-        "--num_train_epochs", "1",
-        "--per_device_train_batch_size", "8",
-        "--learning_rate", "1e-3",
-        "--seed", "7",
-    ]  # fmt: skip
+    return tiny_recipe(tmp_path_factory.mktemp("ablation-inputs"))
 
 
 def _ablations(*args: str) -> subprocess.CompletedProcess:
@@ -42,9 +32,13 @@ def test_each_ablation_adds_its_switch_and_reports_its_delta(reference_args, tmp
     reference_f1 = record["reference"]["metrics"]["f1"]
     rows = {row["ablation"]: row for row in record["ablations"]}
     assert set(rows) == {"classification_head", "no_entity_types"}
+    reference_weighted = record["reference"]["metrics"]["weighted_f1"]
     for row in rows.values():
         assert row["delta_f1"] == pytest.approx(row["metrics"]["f1"] - reference_f1, abs=0.011)
-    assert rows["classification_head"]["paper_delta_f1"] is not None
+        # both metric families: the paper's Δ are on the None-inclusive one
+        assert row["delta_weighted_f1"] == pytest.approx(row["metrics"]["weighted_f1"] - reference_weighted, abs=0.011)
+    assert rows["classification_head"]["paper_delta_f1"] == -14.97  # Table 4
+    assert rows["no_entity_types"]["paper_delta_f1"] == -1.96  # Table 3
 
     runs = tmp_path / "runs" / "tiny"
     assert json.loads((runs / "classification_head" / "config.json").read_text())["head"] == "classification"

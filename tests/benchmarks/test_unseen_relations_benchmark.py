@@ -8,7 +8,7 @@ import sys
 import datasets
 import pytest
 from helpers.tiny_models import REPO_ROOT
-from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+from helpers.train_fixtures import tiny_recipe, write_tiny_dataset
 
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -120,16 +120,7 @@ def test_a_classification_recipe_is_refused_it_cannot_score_an_unseen_relation(t
 
 
 def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_by_description(tmp_path):
-    recipe = [
-        "--dataset_name_or_path", str(write_tiny_dataset(tmp_path / "dataset")),
-        "--relation_bank", str(write_bank(tmp_path / "bank.json")),
-        "--text_encoder", str(write_tiny_encoder(tmp_path / "encoder")),
-        "--num_fusion_layers", "1",
-        "--num_train_epochs", "1",
-        "--per_device_train_batch_size", "8",
-        "--learning_rate", "1e-3",
-        "--seed", "7",
-    ]  # fmt: skip
+    recipe = tiny_recipe(tmp_path)
     common = ["--name", "tiny", "--k", "1", "--folds", "0", "--runs_dir", str(tmp_path / "runs")]
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "unseen_relations.py"), *common]
     command += ["--output_dir", str(tmp_path / "results"), "--", *recipe]

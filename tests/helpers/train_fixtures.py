@@ -107,3 +107,17 @@ def write_tiny_encoder(folder: Path, seed: int = 0) -> Path:
     encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_recipe(root: Path) -> list[str]:
+    """train.py flags for a seconds-long run on the tiny dataset, bank and encoder (written under `root`)."""
+    return [
+        "--dataset_name_or_path", str(write_tiny_dataset(root / "dataset")),
+        "--relation_bank", str(write_bank(root / "bank.json")),
+        "--text_encoder", str(write_tiny_encoder(root / "encoder")),
+        "--num_fusion_layers", "1",
+        "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "8",
+        "--learning_rate", "1e-3",
+        "--seed", "7",
+    ]  # fmt: skip
