@@ -21,8 +21,10 @@ rare ones and no relation is in two folds):
   (`relation_paraphrases_mnre.json`) and the label name (`per per peer`). The seen relations keep their descriptions.
 
 Reported per fold and wording: micro-F1 on the seen relations, micro P / R / F1 and accuracy on the unseen ones, where
-the unseen examples went (right, None, a wrong seen relation, a wrong unseen one), and the field's metrics over all
-labels (accuracy, micro-F1 with None excluded) plus the None-inclusive weighted F1 of the ROC paper's MNRE table.
+the unseen examples went (right, None, a wrong seen relation, a wrong unseen one), how their gold relation ranks
+(`unseen_ranking`: best of the held-out ones, i.e. the classic zero-shot accuracy against a chance of 1/k; best of
+all but None; top 3), and the field's metrics over all labels (accuracy, micro-F1 with None excluded) plus the
+None-inclusive weighted F1 of the ROC paper's MNRE table.
 Comparators on the same folds: the model trained on every relation (`--ceiling_run`, or trained here: the ceiling)
 and a classification head or learned label vectors, which have one output per training label and so score 0 on an
 unseen relation by construction (their floor; `set_relation_bank` refuses new labels for them).
@@ -186,7 +188,34 @@ def unseen_outcomes(predictions: list[int], references: list[int], unseen: set[i
     return {key: round(100 * counts[key] / total, 2) for key in ("correct", "none", "wrong_seen", "other_unseen")}
 
 
-def fold_metrics(predictions: list[int], references: list[int], label_names: list[str], held_out: list[str]) -> dict:
+def unseen_ranking(scores: list[list[float]], references: list[int], unseen: set[int], none_id: int) -> dict:
+    """How the gold relation of an unseen example ranks, in % of those examples (chance: `chance_among_unseen`).
+
+    `among_unseen_accuracy`: the gold one scores highest of the held-out relations (the classic zero-shot question,
+    "which new relation is it?"); `without_none_accuracy`: highest of every relation but None; `top3`: among the
+    three best of all. When these are high and the accuracy over all relations is low, the descriptions carry the
+    meaning but the new relations' scores sit below the trained ones (a calibration gap, not a semantic one).
+    """
+    rows = [(row, r) for row, r in zip(scores, references) if r in unseen]
+    if not rows:
+        return {"among_unseen_accuracy": 0.0, "without_none_accuracy": 0.0, "top3": 0.0, "chance_among_unseen": 0.0}
+    among = without_none = top3 = 0
+    for row, gold in rows:
+        among += max(unseen, key=lambda j: row[j]) == gold
+        without_none += max((j for j in range(len(row)) if j != none_id), key=lambda j: row[j]) == gold
+        top3 += gold in sorted(range(len(row)), key=lambda j: -row[j])[:3]
+    share = 100 / len(rows)
+    return {
+        "among_unseen_accuracy": round(among * share, 2),
+        "without_none_accuracy": round(without_none * share, 2),
+        "top3": round(top3 * share, 2),
+        "chance_among_unseen": round(100 / len(unseen), 2),
+    }
+
+
+def fold_metrics(
+    scores: list[list[float]], references: list[int], label_names: list[str], held_out: list[str]
+) -> dict:
     """Seen / unseen / overall scores of one evaluation over every label of the dataset."""
     from metrics.re_f1.re_f1 import relation_extraction_scores
     from roc_mre.labels import find_none_label
@@ -194,12 +223,14 @@ def fold_metrics(predictions: list[int], references: list[int], label_names: lis
     none_id = label_names.index(find_none_label(label_names))
     unseen = {label_names.index(label) for label in held_out}
     seen = set(range(len(label_names))) - unseen - {none_id}
+    predictions = [max(range(len(row)), key=row.__getitem__) for row in scores]
     overall = relation_extraction_scores(predictions, references, negative_label=none_id)
     unseen_scores = subset_scores(predictions, references, unseen)
     return {
         "seen_f1": subset_scores(predictions, references, seen)["f1"],
         "unseen": {**unseen_scores, "accuracy": unseen_scores["recall"]},
         "unseen_outcomes": unseen_outcomes(predictions, references, unseen, none_id),
+        "unseen_ranking": unseen_ranking(scores, references, unseen, none_id),
         "per_unseen_relation_f1": {
             label: subset_scores(predictions, references, {label_names.index(label)})["f1"] for label in held_out
         },
@@ -229,8 +260,8 @@ def wording_bank(full_bank: dict[str, str], held_out: list[str], wording: str, p
     return bank
 
 
-def predict(model, processor, split: datasets.Dataset, batch_size: int, use_captions: bool) -> list[int]:
-    """Argmax retrieval over the model's current bank for every example, in order (one process, no accelerate)."""
+def predict(model, processor, split: datasets.Dataset, batch_size: int, use_captions: bool) -> list[list[float]]:
+    """Retrieval scores over the model's current bank for every example, in order (one process, no accelerate)."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -242,19 +273,19 @@ def predict(model, processor, split: datasets.Dataset, batch_size: int, use_capt
     collator = ROCDataCollator(processor, use_images=False, use_captions=use_captions)
     loader = DataLoader(with_row_index(split), batch_size=batch_size, collate_fn=collator)
     model.eval()
-    predictions = []
+    scores = []
     for batch in tqdm(loader, desc="predicting", leave=False):
         batch.pop("example_index")
         batch.pop("labels")
         with torch.no_grad():
-            predictions += model(**batch).logits.argmax(-1).tolist()
-    return predictions
+            scores += model(**batch).logits.float().tolist()
+    return scores
 
 
 def evaluate_run(
     run_dir: Path, validation: datasets.Dataset, banks: dict[str, dict], batch_size: int, use_captions: bool
-) -> dict[str, list[int]]:
-    """Predictions of the run's saved model on `validation` under each bank (label order: the dataset's)."""
+) -> dict[str, list[list[float]]]:
+    """Scores of the run's saved model on `validation` under each bank (columns in the dataset's label order)."""
     from modeling_roc import ROCModel, ROCProcessor
 
     model = ROCModel.from_pretrained(run_dir)
@@ -307,6 +338,12 @@ def summarize(folds: list[dict]) -> dict:
                 "unseen_f1": spread([r["wordings"][wording]["unseen"]["f1"] for r in rows]),
                 "unseen_accuracy": spread([r["wordings"][wording]["unseen"]["accuracy"] for r in rows]),
                 "unseen_predicted_none": spread([r["wordings"][wording]["unseen_outcomes"]["none"] for r in rows]),
+                "among_unseen_accuracy": spread(
+                    [r["wordings"][wording]["unseen_ranking"]["among_unseen_accuracy"] for r in rows]
+                ),
+                "without_none_accuracy": spread(
+                    [r["wordings"][wording]["unseen_ranking"]["without_none_accuracy"] for r in rows]
+                ),
                 "all_f1": spread([r["wordings"][wording]["all"]["f1"] for r in rows]),
                 "folds": len(rows),
             }
@@ -332,24 +369,35 @@ def plot(record: dict, path: Path) -> None:
     rows = [f for f in record["folds"] if f["shots"] == 0]
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / (len(WORDINGS) + 1)
+    ticks = [i + width * len(WORDINGS) / 2 for i in range(len(rows))]
+    names = [f"fold {r['fold']}\n" + ", ".join(h.rsplit("/", 1)[-1] for h in r["held_out"]) for r in rows]
     for w, wording in enumerate(WORDINGS):
-        values = [r["wordings"][wording]["unseen"]["f1"] for r in rows]
-        ax.bar([i + w * width for i in range(len(rows))], values, width, label=f"unseen, {wording.replace('_', ' ')}")
+        xs = [i + w * width for i in range(len(rows))]
+        label = wording.replace("_", " ")
+        ax.bar(xs, [r["wordings"][wording]["unseen"]["f1"] for r in rows], width, label=label)
+        ax2.bar(
+            xs, [r["wordings"][wording]["unseen_ranking"]["among_unseen_accuracy"] for r in rows], width, label=label
+        )
     if all(r.get("ceiling") for r in rows):
-        values = [r["ceiling"]["unseen"]["f1"] for r in rows]
-        ax.bar([i + len(WORDINGS) * width for i in range(len(rows))], values, width, label="ceiling (trained on them)")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks([i + width * len(WORDINGS) / 2 for i in range(len(rows))])
-    ax.set_xticklabels(
-        [f"fold {r['fold']}\n" + ", ".join(h.rsplit("/", 1)[-1] for h in r["held_out"]) for r in rows], fontsize=7
+        xs = [i + len(WORDINGS) * width for i in range(len(rows))]
+        ax.bar(xs, [r["ceiling"]["unseen"]["f1"] for r in rows], width, label="ceiling (trained on them)")
+        ax2.bar(xs, [r["ceiling"]["unseen_ranking"]["among_unseen_accuracy"] for r in rows], width, label="ceiling")
+    ax2.axhline(
+        rows[0]["wordings"][WORDINGS[0]]["unseen_ranking"]["chance_among_unseen"],
+        color="gray",
+        ls="--",
+        label="chance (1/k)",
     )
-    ax.set_ylabel("micro-F1 on the held-out relations (%)")
-    ax.set_title(
-        "MNRE validation: relations never seen in training (classification head: 0 by construction)", fontsize=8
-    )
-    ax.legend(fontsize=7)
+    ax.set_ylabel("micro-F1, held-out relations, all labels (%)")
+    ax2.set_ylabel("accuracy among the held-out relations (%)")
+    ax.set_title("Over all relations (classification head: 0 by construction)", fontsize=8)
+    ax2.set_title("Which held-out relation is it? (gold unseen examples)", fontsize=8)
+    for axis in (ax, ax2):
+        axis.set_xticks(ticks)
+        axis.set_xticklabels(names, fontsize=7)
+        axis.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -379,11 +427,11 @@ def main(argv: list[str] | None = None) -> dict:
     paraphrases = json.loads(Path(args.paraphrases).read_text(encoding="utf-8"))
     validation = splits[recipe.validation_split]
     runs_dir = Path(args.runs_dir) / args.name
-    ceiling_predictions, ceiling_dir = None, None
+    ceiling_scores, ceiling_dir = None, None
     if not args.no_ceiling:
         ceiling_dir = Path(args.ceiling_run) if args.ceiling_run else runs_dir / "all-relations"
         train(args.train_args, recipe.dataset_name_or_path, ceiling_dir)
-        ceiling_predictions = evaluate_run(
+        ceiling_scores = evaluate_run(
             ceiling_dir, validation, {"description": full_bank}, args.eval_batch_size, recipe.use_captions
         )["description"]
 
@@ -400,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not (run_dir / "all_results.json").is_file():
                 write_parquet_folder(fold_data, run_dir / "data")
             train(args.train_args, run_dir / "data", run_dir / "model")
-            predictions = evaluate_run(run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions)
+            scores = evaluate_run(run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions)
             trained = json.loads((run_dir / "model" / "all_results.json").read_text(encoding="utf-8"))
             row = {
                 "fold": fold,
@@ -414,11 +462,11 @@ def main(argv: list[str] | None = None) -> dict:
                 "best_epoch": trained["best_epoch"],
                 "selection_f1_seen_validation": trained["metrics"]["f1"],
                 "train_wall_time_s": trained["wall_time_s"],  # train.py's own, whether trained now or collected
-                "wordings": {w: fold_metrics(p, references, label_names, held_out) for w, p in predictions.items()},
+                "wordings": {w: fold_metrics(p, references, label_names, held_out) for w, p in scores.items()},
                 "run_dir": str(run_dir / "model"),
             }
-            if ceiling_predictions is not None:
-                row["ceiling"] = fold_metrics(ceiling_predictions, references, label_names, held_out)
+            if ceiling_scores is not None:
+                row["ceiling"] = fold_metrics(ceiling_scores, references, label_names, held_out)
             folds.append(row)
             unseen = {w: m["unseen"]["f1"] for w, m in row["wordings"].items()}
             print(f"fold {fold} shots {shots} held out {held_out}: unseen F1 {unseen}", flush=True)

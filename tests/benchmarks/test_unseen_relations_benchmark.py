@@ -93,6 +93,23 @@ def test_subset_scores_count_only_the_given_labels_as_positives():
     }
 
 
+def test_unseen_ranking_separates_which_new_relation_from_new_relation_or_not():
+    # labels: 0 None, 1 seen, 2 and 3 unseen
+    scores = [
+        [5.0, 1.0, 3.0, 2.0],  # gold 2: None wins overall, but 2 is the best unseen and the best non-None
+        [5.0, 4.0, 1.0, 3.0],  # gold 3: best unseen, but the seen 1 beats it without None
+        [0.0, 1.0, 3.0, 2.0],  # gold 3: 2 is the better unseen one
+        [9.0, 9.0, 9.0, 9.0],  # gold 1 (seen): not counted
+    ]
+    ranking = ur.unseen_ranking(scores, [2, 3, 3, 1], {2, 3}, none_id=0)
+    assert ranking == {
+        "among_unseen_accuracy": 66.67,
+        "without_none_accuracy": 33.33,
+        "top3": 100.0,
+        "chance_among_unseen": 50.0,
+    }
+
+
 def test_wordings_change_only_the_held_out_relations():
     bank = {"None": "no relation", "/per/per/peer": "long reviewed text", "/per/per/couple": "another reviewed text"}
     paraphrases = {"/per/per/peer": "colleagues"}
@@ -143,6 +160,7 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
         # every unseen validation example is counted in exactly one outcome
         assert sum(scores["unseen_outcomes"].values()) == pytest.approx(100.0, abs=0.05)
         assert scores["unseen"]["gold"] == row["held_out_validation_counts"][held_out[0]] > 0
+        assert scores["unseen_ranking"]["among_unseen_accuracy"] == 100.0  # one held-out relation: always the best
     assert row["ceiling"]["unseen"]["gold"] == row["wordings"]["description"]["unseen"]["gold"]
     ceiling_bank = json.loads((tmp_path / "runs" / "tiny" / "all-relations" / "config.json").read_text())
     assert held_out[0] in ceiling_bank["relation_bank"]
