@@ -369,10 +369,10 @@ def plot(record: dict, path: Path) -> None:
     rows = [f for f in record["folds"] if f["shots"] == 0]
     if not rows:
         return
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
     width = 0.8 / (len(WORDINGS) + 1)
     ticks = [i + width * len(WORDINGS) / 2 for i in range(len(rows))]
-    names = [f"fold {r['fold']}\n" + ", ".join(h.rsplit("/", 1)[-1] for h in r["held_out"]) for r in rows]
+    names = [f"fold {r['fold']}\n" + "\n".join(h.lstrip("/") for h in r["held_out"]) for r in rows]
     for w, wording in enumerate(WORDINGS):
         xs = [i + w * width for i in range(len(rows))]
         label = wording.replace("_", " ")
