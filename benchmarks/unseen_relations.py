@@ -131,7 +131,8 @@ def fold_splits(
     rng = random.Random(seed)
     kept_shots = {}
     for label in held_out:
-        rows = [i for i, r in enumerate(relations) if r == names.index(label)]
+        label_id = names.index(label)
+        rows = [i for i, r in enumerate(relations) if r == label_id]
         chosen = sorted(rng.sample(rows, min(shots, len(rows))))
         kept_shots[label] = len(chosen)
         keep += chosen
@@ -308,7 +309,9 @@ def train(recipe: list[str], dataset: Path | str, run_dir: Path) -> None:
     if (run_dir / "checkpoints").is_dir():
         command += ["--resume_from_checkpoint", "latest"]
     print(shlex.join(command), flush=True)
-    subprocess.run(command, check=True, cwd=REPO_ROOT)
+    # from the caller's folder: the recipe's paths, the fold data written here and the dataset read here all resolve
+    # against it alike
+    subprocess.run(command, check=True)
 
 
 def _run_summary(run_dir: Path) -> dict:

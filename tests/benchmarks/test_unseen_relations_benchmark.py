@@ -138,11 +138,13 @@ def test_a_classification_recipe_is_refused_it_cannot_score_an_unseen_relation(t
 
 def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_by_description(tmp_path):
     recipe = tiny_recipe(tmp_path)
-    common = ["--name", "tiny", "--k", "1", "--folds", "0", "--runs_dir", str(tmp_path / "runs")]
+    # run from the user's folder with a relative --runs_dir: the fold data the script writes and the training that
+    # reads it must resolve it alike
+    common = ["--name", "tiny", "--k", "1", "--folds", "0", "--runs_dir", "runs"]
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "unseen_relations.py"), *common]
     command += ["--output_dir", str(tmp_path / "results"), "--", *recipe]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
     record = json.loads((tmp_path / "results" / "unseen_relations_tiny.json").read_text())
@@ -168,7 +170,7 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
 
     # Called again, the finished runs are collected, not retrained.
     stamp = (run / "model" / "all_results.json").stat().st_mtime_ns
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "collecting the finished run" in again.stdout
     assert (run / "model" / "all_results.json").stat().st_mtime_ns == stamp
