@@ -163,18 +163,13 @@ def write_parquet_folder(splits: datasets.DatasetDict, folder: Path) -> None:
 # -------------------------------------------------------------------------------------------------------- metrics
 def subset_scores(predictions: list[int], references: list[int], positive: set[int]) -> dict:
     """Micro P / R / F1 (%) counting only the labels in `positive` as positives (as the field drops None)."""
-    true_positive = sum(p == r and r in positive for p, r in zip(predictions, references))
-    predicted = sum(p in positive for p in predictions)
-    gold = sum(r in positive for r in references)
-    precision = true_positive / predicted if predicted else 0.0
-    recall = true_positive / gold if gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    from metrics.re_f1.re_f1 import micro_scores
+
+    scores = micro_scores(list(zip(predictions, references)), positive=positive.__contains__)
     return {
-        "precision": round(100 * precision, 2),
-        "recall": round(100 * recall, 2),
-        "f1": round(100 * f1, 2),
-        "gold": gold,
-        "predicted": predicted,
+        **{key: round(100 * scores[key], 2) for key in ("precision", "recall", "f1")},
+        "gold": scores["gold"],
+        "predicted": scores["predicted"],
     }
 
 
