@@ -4,8 +4,9 @@
 
 Counts, with the builder's own parser:
 1. the share of `None` per split;
-2. training (sentence, subject span, object span) triples that occur more than once, and how many of those carry
-   different labels: text identical, label different, so only the image (or annotation noise) can decide;
+2. training (sentence, subject span, object span) triples that occur more than once, how many of those carry
+   different labels (text identical, label different, so only the image or annotation noise can decide), and how many
+   of those come with different images (where a caption of the image could tell them apart);
 3. validation examples whose (subject name, object name) pair, lower-cased, occurs in training: names a model could
    have memorised.
 Results go to `benchmarks/results/mnre_text_stats.json`.
@@ -41,13 +42,19 @@ def text_stats(splits: dict[str, list]) -> dict:
         },
         "num_examples": {split: len(records) for split, records in splits.items()},
     }
-    labels_of = defaultdict(list)
+    occurrences = defaultdict(list)
     for r in splits["train"]:
-        labels_of[(r.tokens, r.subject.start, r.subject.end, r.object.start, r.object.end)].append(r.relation)
-    repeated = [labels for labels in labels_of.values() if len(labels) > 1]
-    conflicting = [tuple(sorted(set(labels))) for labels in repeated if len(set(labels)) > 1]
+        triple = (r.tokens, r.subject.start, r.subject.end, r.object.start, r.object.end)
+        occurrences[triple].append((r.relation, r.image_id))
+    repeated = [pairs for pairs in occurrences.values() if len(pairs) > 1]
+    conflicting_pairs = [pairs for pairs in repeated if len({label for label, _ in pairs}) > 1]
+    conflicting = [tuple(sorted({label for label, _ in pairs})) for pairs in conflicting_pairs]
     stats["train_repeated_triples"] = len(repeated)
     stats["train_repeated_triples_with_different_labels"] = len(conflicting)
+    # the same text with different labels but different pictures: only the image (or a text of it) can tell them apart
+    stats["train_conflicting_triples_with_different_images"] = sum(
+        len({image for _, image in pairs}) > 1 for pairs in conflicting_pairs
+    )
     stats["train_conflicting_label_sets"] = {" vs ".join(k): v for k, v in Counter(conflicting).most_common()}
     if "validation" in splits:
         train_pairs = {_name_pair(r) for r in splits["train"]}
