@@ -3,10 +3,14 @@
     python benchmarks/ablations.py --name short --parallel 2 -- --config configs/mnre_minilm_offline.yaml \
         --num_train_epochs 1
     python benchmarks/ablations.py --name full --from_run reference=runs/q --from_run no_fusion=runs/q-nofusion -- ...
+    python benchmarks/ablations.py --name full \
+        --from_run reference=benchmarks/results/quality_a_default_rerun.json -- ...
 
 Everything after `--` is the reference recipe, passed to train.py unchanged. The reference and every ablation train
 into `--runs_dir/<name>/<ablation>/` (a finished run, one with `all_results.json`, is collected, not retrained, so an
-interrupted benchmark goes on where it stopped). Writes `benchmarks/results/ablations_<name>.json`: each run's
+interrupted benchmark goes on where it stopped). `--from_run NAME=PATH` collects a run trained elsewhere: its folder,
+or the `benchmarks/quality.py` results file written for it (run folders do not outlive a machine; results files are
+committed). Writes `benchmarks/results/ablations_<name>.json`: each run's
 validation metrics, learning curve and Δ micro-F1 against the reference, next to the Δ the paper reports.
 
 `--parallel N` trains N runs at once with `cpu_count // N` threads each: on a small CPU machine two single-threaded
@@ -64,7 +68,10 @@ def parse_args() -> argparse.Namespace:
         action="append",
         default=[],
         metavar="ABLATION=RUN_DIR",
-        help="Collect a finished run instead of training it ('reference' or an ablation name). Repeatable.",
+        help=(
+            "Collect a finished run instead of training it ('reference', 'reference_seed<SEED>' or an ablation name): "
+            "its run folder or its benchmarks/quality.py results file (quality_*.json). Repeatable."
+        ),
     )
     parser.add_argument(
         "--reference_seeds",
@@ -94,6 +101,8 @@ def parse_args() -> argparse.Namespace:
                 f"--from_run {item!r}: expected reference=RUN_DIR, reference_seed<SEED>=RUN_DIR for a seed of "
                 "--reference_seeds, or <ablation>=RUN_DIR"
             )
+        if not (Path(run_dir).is_dir() or Path(run_dir).is_file()):
+            parser.error(f"--from_run {item!r}: {run_dir} is neither a run folder nor a quality results file")
         given[name] = Path(run_dir)
     args.from_run = given
     return args
@@ -165,11 +174,24 @@ def _finished(run_dir: Path) -> bool:
 
 
 def collect(run_dir: Path) -> dict:
-    """A finished run's metrics on its selection (validation) split, where ablation deltas are measured."""
-    results = json.loads((run_dir / "all_results.json").read_text(encoding="utf-8"))
-    split = json.loads((run_dir / "training_args.json").read_text(encoding="utf-8"))["validation_split"]
+    """A finished run's metrics on its selection (validation) split, where ablation deltas are measured.
+
+    `run_dir` is a run folder or the `benchmarks/quality.py` results file of one: the same fields under the same
+    names, the training arguments inlined."""
+    if run_dir.is_file():
+        results = json.loads(run_dir.read_text(encoding="utf-8"))
+        missing = [key for key in ("splits", "learning_curve", "training_args", "command") if key not in results]
+        if missing:
+            raise SystemExit(f"{run_dir}: not a benchmarks/quality.py results file (no {', '.join(missing)})")
+        training_args = results["training_args"]
+    else:
+        results = json.loads((run_dir / "all_results.json").read_text(encoding="utf-8"))
+        training_args = json.loads((run_dir / "training_args.json").read_text(encoding="utf-8"))
+    split = training_args["validation_split"]
     return {
         "run_dir": str(run_dir),
+        "seed": training_args["seed"],
+        "dataset": results["dataset"],
         "command": results["command"],
         "wall_time_s": results["wall_time_s"],
         "best_epoch": results["best_epoch"],
@@ -182,8 +204,7 @@ def collect(run_dir: Path) -> dict:
 def seed_spread(runs: dict[str, dict], seeds: list[int]) -> dict:
     """The reference's F1 under each seed: a Δ inside this range is not evidence either way."""
     reference = runs["reference"]
-    base_seed = json.loads((Path(reference["run_dir"]) / "training_args.json").read_text(encoding="utf-8"))["seed"]
-    f1_by_seed = {str(base_seed): reference["metrics"]["f1"]}
+    f1_by_seed = {str(reference["seed"]): reference["metrics"]["f1"]}
     for seed in seeds:
         f1_by_seed[str(seed)] = runs[f"reference_seed{seed}"]["metrics"]["f1"]
     values = list(f1_by_seed.values())
@@ -233,7 +254,7 @@ def main() -> None:
         "wall_time_s": round(time.time() - started, 1),  # of this call: runs finished earlier are only collected
         "trained_in_this_call": trained_now,
         "runs_wall_time_s_sum": round(sum(run["wall_time_s"] for run in runs.values()), 1),
-        "dataset": json.loads((run_dirs["reference"] / "all_results.json").read_text(encoding="utf-8"))["dataset"],
+        "dataset": reference["dataset"],
         "split": reference["split"],
         "reference": reference,
         "ablations": rows,

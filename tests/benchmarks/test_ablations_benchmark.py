@@ -93,3 +93,47 @@ def test_unknown_ablation_names_are_refused(reference_args, tmp_path):
         [*command, "--from_run", "no_images=somewhere", "--", *reference_args], capture_output=True, text=True
     )
     assert done.returncode == 2 and "no_images=somewhere" in done.stderr
+
+
+def test_a_quality_results_file_stands_in_for_a_run_folder_that_is_gone(reference_args, tmp_path):
+    """Run folders do not outlive the machine they trained on; the committed quality_*.json must be enough."""
+    common = ["--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    _ablations(*common, "--name", "first", "--only", "no_fusion", "--", *reference_args)
+    reference_dir = tmp_path / "runs" / "first" / "reference"
+    quality = [sys.executable, str(REPO_ROOT / "benchmarks" / "quality.py"), "--name", "ref"]
+    subprocess.run([*quality, "--from_run", str(reference_dir), "--output_dir", str(tmp_path / "results")], check=True)
+    first = json.loads((tmp_path / "results" / "ablations_first.json").read_text())
+    moved = tmp_path / "gone"
+    reference_dir.rename(moved)  # the folder is gone; only the results file is left
+
+    results_file = tmp_path / "results" / "quality_ref.json"
+    no_fusion_dir = tmp_path / "runs" / "first" / "no_fusion"
+    done = _ablations(
+        *common, "--name", "second", "--only", "no_fusion", "--from_run", f"reference={results_file}",
+        "--from_run", f"no_fusion={no_fusion_dir}", "--", *reference_args,
+    )  # fmt: skip
+    assert "python train.py" not in done.stdout
+    second = json.loads((tmp_path / "results" / "ablations_second.json").read_text())
+    assert second["reference"]["run_dir"] == str(results_file)
+    assert second["reference"]["metrics"] == first["reference"]["metrics"]
+    assert second["reference"]["seed"] == 7 and second["dataset"] == first["dataset"]
+    assert second["ablations"][0]["delta_f1"] == first["ablations"][0]["delta_f1"]
+
+
+def test_a_file_that_is_not_a_quality_result_is_refused_in_one_line(reference_args, tmp_path):
+    stray = tmp_path / "eval_results.json"
+    stray.write_text(json.dumps({"metrics": {"f1": 1.0}}))
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "ablations.py"), "--name", "x", "--only", "no_fusion"]
+    common = ["--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    done = subprocess.run(
+        [*command, *common, "--from_run", f"reference={stray}", "--from_run", f"no_fusion={stray}",
+         "--", *reference_args],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{stray}: not a benchmarks/quality.py results file" in done.stderr
+    missing = subprocess.run(
+        [*command, *common, "--from_run", f"reference={tmp_path / 'nowhere'}", "--", *reference_args],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "is neither a run folder nor a quality results file" in missing.stderr
