@@ -25,13 +25,18 @@ the unseen examples went (right, None, a wrong seen relation, a wrong unseen one
 (`unseen_ranking`: best of the held-out ones, i.e. the classic zero-shot accuracy against a chance of 1/k; best of
 all but None; top 3), and the field's metrics over all labels (accuracy, micro-F1 with None excluded) plus the
 None-inclusive weighted F1 of the ROC paper's MNRE table.
+Score offsets (`offset_sweep`, per fold and wording, and a plot `..._offsets.png`): the same metrics with 0 to 0.6
+added to the held-out relations' cosine, what `set_relation_bank(bank, score_offsets=...)` does when a user adds
+relations; with several folds, `offset_chosen_on_other_folds` reports each fold at the offset that was best on the
+other folds (by all-label micro-F1, or by unseen F1), an offset chosen without the relations it is applied to.
 Comparators on the same folds: the model trained on every relation (`--ceiling_run`, or trained here: the ceiling)
 and a classification head or learned label vectors, which have one output per training label and so score 0 on an
 unseen relation by construction (their floor; `set_relation_bank` refuses new labels for them).
 
 Runs go to `--runs_dir/<name>/fold<f>-shots<n>/` (a finished run, one with `all_results.json`, is collected, not
 retrained, so an interrupted benchmark goes on where it stopped). Writes
-`benchmarks/results/unseen_relations_<name>.json` and a plot of the unseen-relation F1 by wording beside it.
+`benchmarks/results/unseen_relations_<name>.json`, a plot of the unseen-relation F1 by wording beside it and the
+offset plot.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 PARAPHRASES_FILE = Path(__file__).resolve().parent / "relation_paraphrases_mnre.json"
 WORDINGS = ("description", "paraphrase", "label_name")
+# offsets added to the held-out relations' cosine similarity (what `set_relation_bank(..., score_offsets=...)` does):
+# 0 to 0.6, past the gap measured between a new relation and the trained ones (about 0.35 on MNRE, MiniLM)
+OFFSETS = tuple(round(0.025 * i, 3) for i in range(25))
+CALIBRATION_CRITERIA = ("all_f1", "unseen_f1")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -238,6 +247,62 @@ def fold_metrics(
     }
 
 
+def offset_sweep(
+    scores: list[list[float]],
+    references: list[int],
+    label_names: list[str],
+    held_out: list[str],
+    logit_scale: float,
+    offsets: tuple[float, ...] = OFFSETS,
+) -> list[dict]:
+    """The headline metrics with each offset added to the held-out relations' cosine similarity.
+
+    Exactly what `model.set_relation_bank(bank, score_offsets={label: offset, ...})` predicts (logits =
+    (cos + offset) / τ), computed from one set of scores instead of one evaluation per offset.
+    """
+    unseen = {label_names.index(label) for label in held_out}
+    rows = []
+    for offset in offsets:
+        shift = logit_scale * offset
+        shifted = [[v + shift if j in unseen else v for j, v in enumerate(row)] for row in scores]
+        metrics = fold_metrics(shifted, references, label_names, held_out)
+        rows.append(
+            {
+                "offset": offset,
+                "seen_f1": metrics["seen_f1"],
+                "unseen_f1": metrics["unseen"]["f1"],
+                "unseen_precision": metrics["unseen"]["precision"],
+                "unseen_recall": metrics["unseen"]["recall"],
+                "unseen_predicted_none": metrics["unseen_outcomes"]["none"],
+                "all_f1": metrics["all"]["f1"],
+                "all_weighted_f1": metrics["all"]["weighted_f1"],
+            }
+        )
+    return rows
+
+
+def cross_fold_offsets(folds: list[dict], wording: str, criterion: str) -> dict | None:
+    """An offset a user could have chosen without the relations they add: for each fold, the offset whose
+    `criterion` is best on average over the *other* folds (other held-out relations, same shots and wording), and
+    this fold's metrics at that offset. None with fewer than two folds.
+
+    The folds share the validation examples of None and of most seen relations, so this is cross-relation, not
+    cross-example, selection; a user would pick the offset by holding out relations of their own data the same way.
+    """
+    if criterion not in CALIBRATION_CRITERIA:
+        raise ValueError(f"criterion must be one of {CALIBRATION_CRITERIA}, got {criterion!r}")
+    if len(folds) < 2:
+        return None
+    per_fold = []
+    for row in folds:
+        others = [f["wordings"][wording]["offset_sweep"] for f in folds if f is not row]
+        offsets = [point["offset"] for point in others[0]]
+        best = max(range(len(offsets)), key=lambda i: (statistics.fmean(o[i][criterion] for o in others), -offsets[i]))
+        per_fold.append({"fold": row["fold"], **row["wordings"][wording]["offset_sweep"][best]})
+    summary = {key: spread([p[key] for p in per_fold]) for key in ("offset", "seen_f1", "unseen_f1", "all_f1")}
+    return {"criterion": criterion, "per_fold": per_fold, **summary}
+
+
 # ----------------------------------------------------------------------------------------------------- evaluation
 def wording_bank(full_bank: dict[str, str], held_out: list[str], wording: str, paraphrases: dict[str, str]) -> dict:
     """The bank of every relation; the held-out ones written in `wording`, the seen ones as they were trained."""
@@ -280,8 +345,11 @@ def predict(model, processor, split: datasets.Dataset, batch_size: int, use_capt
 
 def evaluate_run(
     run_dir: Path, validation: datasets.Dataset, banks: dict[str, dict], batch_size: int, use_captions: bool
-) -> dict[str, list[list[float]]]:
-    """Scores of the run's saved model on `validation` under each bank (columns in the dataset's label order)."""
+) -> tuple[dict[str, list[list[float]]], float]:
+    """Scores of the run's saved model on `validation` under each bank (columns in the dataset's label order), and
+    the model's 1/τ (what turns a cosine offset into a logit offset)."""
+    import torch
+
     from modeling_roc import ROCModel, ROCProcessor
 
     model = ROCModel.from_pretrained(run_dir)
@@ -290,7 +358,9 @@ def evaluate_run(
     for wording, bank in banks.items():
         model.set_relation_bank(bank)
         out[wording] = predict(model, processor, validation, batch_size, use_captions)
-    return out
+    with torch.no_grad():
+        logit_scale = float(model.get_logit_scale())
+    return out, logit_scale
 
 
 # ----------------------------------------------------------------------------------------------------------- runs
@@ -345,6 +415,9 @@ def summarize(folds: list[dict]) -> dict:
                 "all_f1": spread([r["wordings"][wording]["all"]["f1"] for r in rows]),
                 "folds": len(rows),
             }
+            calibrated = {c: cross_fold_offsets(rows, wording, c) for c in CALIBRATION_CRITERIA}
+            if all(calibrated.values()):
+                summary[key]["offset_chosen_on_other_folds"] = calibrated
     ceilings = [f["ceiling"] for f in folds if f.get("ceiling") and f["shots"] == 0]
     if ceilings:
         summary["ceiling"] = {
@@ -401,6 +474,32 @@ def plot(record: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_offsets(record: dict, path: Path) -> None:
+    """What a score offset on the new relations buys and costs: unseen, seen and all-label F1 against the offset,
+    averaged over folds, one line per shot count (reviewed descriptions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
+    for shots in sorted({f["shots"] for f in record["folds"]}):
+        sweeps = [f["wordings"]["description"]["offset_sweep"] for f in record["folds"] if f["shots"] == shots]
+        offsets = [point["offset"] for point in sweeps[0]]
+        for axis, key in zip(axes, ("unseen_f1", "seen_f1", "all_f1")):
+            mean = [statistics.fmean(sweep[i][key] for sweep in sweeps) for i in range(len(offsets))]
+            axis.plot(offsets, mean, marker=".", label=f"{shots} shots ({len(sweeps)} folds)")
+    titles = ("held-out relations", "seen relations", "all relations (the field's micro-F1, None excluded)")
+    for axis, title in zip(axes, titles):
+        axis.set_title(title, fontsize=8)
+        axis.set_xlabel("offset added to the held-out relations' cosine")
+        axis.legend(fontsize=6)
+    axes[0].set_ylabel("micro-F1 (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict:
     from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
     from roc_mre.labels import find_none_label
@@ -431,7 +530,7 @@ def main(argv: list[str] | None = None) -> dict:
         train(args.train_args, recipe.dataset_name_or_path, ceiling_dir)
         ceiling_scores = evaluate_run(
             ceiling_dir, validation, {"description": full_bank}, args.eval_batch_size, recipe.use_captions
-        )["description"]
+        )[0]["description"]
 
     references = list(validation["relation"])
     folds = []
@@ -446,7 +545,9 @@ def main(argv: list[str] | None = None) -> dict:
             if not (run_dir / "all_results.json").is_file():
                 write_parquet_folder(fold_data, run_dir / "data")
             train(args.train_args, run_dir / "data", run_dir / "model")
-            scores = evaluate_run(run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions)
+            scores, logit_scale = evaluate_run(
+                run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions
+            )
             trained = json.loads((run_dir / "model" / "all_results.json").read_text(encoding="utf-8"))
             row = {
                 "fold": fold,
@@ -460,7 +561,14 @@ def main(argv: list[str] | None = None) -> dict:
                 "best_epoch": trained["best_epoch"],
                 "selection_f1_seen_validation": trained["metrics"]["f1"],
                 "train_wall_time_s": trained["wall_time_s"],  # train.py's own, whether trained now or collected
-                "wordings": {w: fold_metrics(p, references, label_names, held_out) for w, p in scores.items()},
+                "logit_scale": round(logit_scale, 4),
+                "wordings": {
+                    w: {
+                        **fold_metrics(p, references, label_names, held_out),
+                        "offset_sweep": offset_sweep(p, references, label_names, held_out, logit_scale),
+                    }
+                    for w, p in scores.items()
+                },
                 "run_dir": str(run_dir / "model"),
             }
             if ceiling_scores is not None:
@@ -491,6 +599,7 @@ def main(argv: list[str] | None = None) -> dict:
     path = output / f"unseen_relations_{args.name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     plot(record, output / f"unseen_relations_{args.name}.png")
+    plot_offsets(record, output / f"unseen_relations_{args.name}_offsets.png")
     print(f"{path}: {json.dumps(record['summary'], indent=1)}")
     return record
 

@@ -7,6 +7,7 @@ imports `transformers` and the standard library.
 """
 
 import importlib
+import math
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -124,6 +125,12 @@ class ROCConfig(PretrainedConfig):
         relation_bank (`dict[str, str]`, *optional*):
             Label -> natural-language description. Its order defines `id2label` / `label2id` unless `id2label` is
             given too (as in a saved config, whose JSON sorts the bank), in which case `id2label` fixes the order.
+        relation_score_offsets (`dict[str, float]`, *optional*):
+            Label -> a number added to that relation's cosine similarity before scaling by 1/τ, when predicting
+            (retrieval head only; the training loss never sees it). A relation added after training scores well
+            below the trained ones (its description was never pulled towards its pairs), so it is almost never
+            predicted; an offset is the decision-time knob that trades it against the trained relations. Set it
+            with `ROCModel.set_relation_bank(bank, score_offsets=...)`; empty by default.
         freeze_relation_encoder (`bool`, *optional*, defaults to `False`):
             Keep the relation encoder's pretrained weights: descriptions are encoded once and cached even while
             training (a relation projection, when `pair_embed_dim` differs from its width, still trains). Cuts a
@@ -171,6 +178,7 @@ class ROCConfig(PretrainedConfig):
         use_entity_types: bool = True,
         relation_source: RelationSource = "description",
         relation_bank: dict[str, str] | None = None,
+        relation_score_offsets: dict[str, float] | None = None,
         freeze_relation_encoder: bool = False,
         relation_max_length: int = 64,
         classifier_dropout: float = 0.1,
@@ -221,6 +229,7 @@ class ROCConfig(PretrainedConfig):
             kwargs["id2label"] = dict(enumerate(labels))
             kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
         self.relation_bank = dict(relation_bank) if relation_bank else {}
+        self.relation_score_offsets = dict(relation_score_offsets) if relation_score_offsets else {}
         super().__init__(**kwargs)
         self._validate()
 
@@ -239,6 +248,7 @@ class ROCConfig(PretrainedConfig):
                 "`use_fusion=False` has no way to use images (the fusion encoder is what mixes them in); "
                 f"set `vision_model_name=None` (got {self.vision_model_name!r}) for the 'w/o fusion' ablation."
             )
+        check_score_offsets(self.relation_score_offsets, self.relation_labels, self.head)
         if self.caption_tokens and not self.use_fusion:
             raise ValueError("`caption_tokens=True` needs the fusion encoder (`use_fusion=True`): it reads them.")
         if self.text_config.hidden_size % self.num_fusion_heads:
@@ -253,4 +263,27 @@ class ROCConfig(PretrainedConfig):
         return list(self.relation_bank)
 
 
-__all__ = ["CHOICES", "ENTITY_MARKERS", "EMBEDDED_ENCODERS", "ROCConfig", "resolve_encoder_path"]
+def check_score_offsets(offsets: dict[str, float], labels: list[str], head: str) -> None:
+    """Raise a one-line error for an offset a model could not apply (see `ROCConfig.relation_score_offsets`)."""
+    if not offsets:
+        return
+    if head != "retrieval":
+        raise ValueError(
+            f"`relation_score_offsets` shift cosine similarities, which only the retrieval head has (head={head!r})."
+        )
+    unknown = [label for label in offsets if label not in labels]
+    if unknown:
+        raise ValueError(f"`relation_score_offsets` names relations that are not in the bank: {unknown}.")
+    for label, offset in offsets.items():
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset):
+            raise ValueError(f"`relation_score_offsets[{label!r}]` must be a finite number, got {offset!r}.")
+
+
+__all__ = [
+    "CHOICES",
+    "check_score_offsets",
+    "ENTITY_MARKERS",
+    "EMBEDDED_ENCODERS",
+    "ROCConfig",
+    "resolve_encoder_path",
+]

@@ -24,7 +24,14 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
-from .configuration_roc import ENTITY_MARKERS, MARKER_INIT_WORDS, MarkerInit, ROCConfig, resolve_encoder_path
+from .configuration_roc import (
+    ENTITY_MARKERS,
+    MARKER_INIT_WORDS,
+    MarkerInit,
+    ROCConfig,
+    check_score_offsets,
+    resolve_encoder_path,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -390,11 +397,17 @@ class ROCModel(ROCPreTrainedModel):
         self.relation_tokenizer = tokenizer
         self._invalidate_relation_cache(retokenize=True)
 
-    def set_relation_bank(self, relation_bank: dict[str, str]) -> None:
+    def set_relation_bank(self, relation_bank: dict[str, str], score_offsets: dict[str, float] | None = None) -> None:
         """Swap or extend the relations the model retrieves from, with no retraining.
 
         Only the retrieval head over descriptions (or label names) can do this: a classification head or learned
         label embeddings have one fixed output per training label.
+
+        `score_offsets` (label -> number, default none) is added to those relations' cosine similarity when
+        predicting. A relation added after training starts well below the trained ones, whose descriptions training
+        pulled towards their pairs, and is then almost never predicted; a positive offset lets it compete
+        (`benchmarks/unseen_relations.py` measures how much it costs the trained relations). The offsets replace any
+        set before and are saved with the model (`config.relation_score_offsets`).
         """
         if not relation_bank:
             raise ValueError("`relation_bank` must map at least one label to a description.")
@@ -410,6 +423,8 @@ class ROCModel(ROCPreTrainedModel):
                 f"fixed label set {self.relation_labels}; only descriptions of those labels can change."
             )
         labels = list(relation_bank)
+        check_score_offsets(score_offsets or {}, labels, self.config.head)
+        self.config.relation_score_offsets = dict(score_offsets or {})
         self.config.relation_bank = dict(relation_bank)
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
@@ -543,6 +558,12 @@ class ROCModel(ROCPreTrainedModel):
             features = features.flatten(2).transpose(1, 2)
         return features
 
+    def _score_offsets(self, logits: torch.Tensor) -> torch.Tensor:
+        """`config.relation_score_offsets` as a row over the bank (zeros for relations without one)."""
+        offsets = self.config.relation_score_offsets
+        row = [float(offsets.get(label, 0.0)) for label in self.relation_labels]
+        return torch.tensor(row, device=logits.device, dtype=logits.dtype)
+
     def get_logit_scale(self) -> torch.Tensor:
         if self.logit_scale is None:
             return torch.tensor(1.0 / self.config.retrieval_temperature, device=self.device)
@@ -592,6 +613,9 @@ class ROCModel(ROCPreTrainedModel):
                     loss = bank_contrastive_loss(logits, labels)
                 else:
                     loss = in_batch_contrastive_loss(pair_embeds, relation_embeds, labels, logit_scale)
+            # after the loss: offsets calibrate predictions of relations added after training, they are not trained
+            if self.config.relation_score_offsets:
+                logits = logits + logit_scale * self._score_offsets(logits)
         output = ROCOutput(
             loss=loss, logits=logits, pair_embeds=pair_embeds, relation_embeds=relation_embeds, logit_scale=logit_scale
         )

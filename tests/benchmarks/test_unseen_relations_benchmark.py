@@ -7,7 +7,7 @@ import sys
 
 import datasets
 import pytest
-from helpers.tiny_models import REPO_ROOT
+from helpers.tiny_models import REPO_ROOT, TINY_BANK
 from helpers.train_fixtures import tiny_recipe, write_tiny_dataset
 
 
@@ -110,6 +110,54 @@ def test_unseen_ranking_separates_which_new_relation_from_new_relation_or_not():
     }
 
 
+def test_the_offset_sweep_predicts_what_the_models_score_offsets_predict(make_model, batch):
+    """The sweep shifts saved scores instead of re-running the model: both must give the same metrics."""
+    import torch
+
+    model = make_model().eval()
+    names = list(TINY_BANK)
+    held_out = [names[-1]]
+    references = batch["labels"].tolist()
+    with torch.no_grad():
+        plain = model(**batch)
+    sweep = ur.offset_sweep(
+        plain.logits.tolist(), references, names, held_out, float(plain.logit_scale), offsets=(0.0, 0.3, 2.5)
+    )
+    assert [point["offset"] for point in sweep] == [0.0, 0.3, 2.5]
+    for point in sweep:
+        model.set_relation_bank(dict(TINY_BANK), score_offsets={held_out[0]: point["offset"]})
+        with torch.no_grad():
+            metrics = ur.fold_metrics(model(**batch).logits.tolist(), references, names, held_out)
+        assert point["seen_f1"] == metrics["seen_f1"] and point["unseen_f1"] == metrics["unseen"]["f1"]
+        assert point["all_f1"] == metrics["all"]["f1"]
+    # past any cosine gap every example goes to the held-out relation
+    assert sweep[-1]["unseen_recall"] == 100.0 and sweep[-1]["seen_f1"] == 0.0
+
+
+def _fold_with_sweep(fold: int, curve: list[float]) -> dict:
+    sweep = [
+        {"offset": o, "seen_f1": 50.0 - o, "unseen_f1": v, "all_f1": v, "unseen_precision": 0.0}
+        for o, v in zip((0.0, 0.1, 0.2), curve)
+    ]
+    return {"fold": fold, "shots": 0, "wordings": {"description": {"offset_sweep": sweep}}}
+
+
+def test_each_fold_gets_the_offset_that_was_best_on_the_other_folds():
+    folds = [_fold_with_sweep(0, [1, 9, 2]), _fold_with_sweep(1, [1, 2, 9]), _fold_with_sweep(2, [1, 2, 8])]
+    chosen = ur.cross_fold_offsets(folds, "description", "all_f1")
+    # fold 0 from folds 1-2 (means 1, 2, 8.5): 0.2; fold 1 from 0, 2 (1, 5.5, 5): 0.1; fold 2 from 0, 1 (1, 5.5, 5.5):
+    # a tie goes to the smaller offset, 0.1
+    assert [(p["fold"], p["offset"], p["all_f1"]) for p in chosen["per_fold"]] == [
+        (0, 0.2, 2),
+        (1, 0.1, 2),
+        (2, 0.1, 2),
+    ]
+    assert chosen["criterion"] == "all_f1" and chosen["all_f1"]["mean"] == 2.0
+    assert ur.cross_fold_offsets(folds[:1], "description", "all_f1") is None  # nothing to choose it on
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        ur.cross_fold_offsets(folds, "description", "seen")
+
+
 def test_wordings_change_only_the_held_out_relations():
     bank = {"None": "no relation", "/per/per/peer": "long reviewed text", "/per/per/couple": "another reviewed text"}
     paraphrases = {"/per/per/peer": "colleagues"}
@@ -167,6 +215,12 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
     ceiling_bank = json.loads((tmp_path / "runs" / "tiny" / "all-relations" / "config.json").read_text())
     assert held_out[0] in ceiling_bank["relation_bank"]
     assert record["summary"]["shots0/description"]["folds"] == 1
+    sweep = row["wordings"]["description"]["offset_sweep"]
+    assert [p["offset"] for p in sweep] == list(ur.OFFSETS)
+    assert sweep[0]["unseen_f1"] == row["wordings"]["description"]["unseen"]["f1"]  # offset 0: the plain scores
+    assert sweep[-1]["unseen_recall"] >= sweep[0]["unseen_recall"]  # raising new relations only finds more of them
+    assert (tmp_path / "results" / "unseen_relations_tiny_offsets.png").stat().st_size > 0
+    assert "offset_chosen_on_other_folds" not in record["summary"]["shots0/description"]  # one fold: none to choose on
 
     # Called again, the finished runs are collected, not retrained.
     stamp = (run / "model" / "all_results.json").stat().st_mtime_ns

@@ -158,6 +158,63 @@ def test_set_relation_bank_adds_a_relation_the_model_can_return(make_model, batc
     assert {model.config.id2label[i] for i in prediction.tolist()} == {new_label}
 
 
+def test_score_offsets_shift_only_their_relation_predict_it_and_are_saved(make_model, batch, tmp_path):
+    """An offset is added to one relation's cosine (times 1/τ) when predicting, never to the training loss."""
+    model = make_model().eval()
+    new_label = "/per/per/siblings"
+    bank = {**TINY_BANK, new_label: "The subject and the object are brother or sister."}
+    model.set_relation_bank(bank)
+    with torch.no_grad():
+        plain = model(**batch)
+    model.set_relation_bank(bank, score_offsets={new_label: 0.25})
+    with torch.no_grad():
+        shifted = model(**batch)
+    column = list(bank).index(new_label)
+    expected = plain.logits.clone()
+    expected[:, column] += plain.logit_scale * 0.25
+    assert torch.allclose(shifted.logits, expected, atol=1e-5)
+    assert torch.allclose(shifted.loss, plain.loss), "the loss is computed before the offsets"
+
+    model.set_relation_bank(bank, score_offsets={new_label: 2.5})  # above any cosine gap (cosines lie in [-1, 1])
+    with torch.no_grad():
+        assert set(model(**batch).logits.argmax(-1).tolist()) == {column}
+    model.save_pretrained(tmp_path)
+    reloaded = ROCModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.relation_score_offsets == {new_label: 2.5}
+    with torch.no_grad():
+        assert set(reloaded(**batch).logits.argmax(-1).tolist()) == {column}
+
+    model.set_relation_bank(bank)  # a new bank without offsets clears them
+    assert model.config.relation_score_offsets == {}
+
+
+@pytest.mark.parametrize(
+    ("offsets", "message"),
+    [
+        ({"/not/in/bank": 0.1}, "not in the bank: \\['/not/in/bank'\\]"),
+        ({"None": float("nan")}, "relation_score_offsets\\['None'\\]` must be a finite number"),
+        ({"None": "0.1"}, "must be a finite number, got '0.1'"),
+    ],
+)
+def test_bad_score_offsets_are_refused_and_leave_the_bank(make_model, offsets, message):
+    model = make_model()
+    with pytest.raises(ValueError, match=message):
+        model.set_relation_bank({**TINY_BANK}, score_offsets=offsets)
+    assert model.config.relation_bank == TINY_BANK and model.config.relation_score_offsets == {}
+
+
+def test_score_offsets_need_the_retrieval_head(make_model):
+    with pytest.raises(ValueError, match="only the retrieval head has"):
+        make_model(head="classification").set_relation_bank(dict(TINY_BANK), score_offsets={"None": 0.1})
+    with pytest.raises(ValueError, match="only the retrieval head has"):
+        ROCConfig(
+            text_config=tiny_bert(100),
+            head="classification",
+            relation_bank=TINY_BANK,
+            relation_score_offsets={"None": 0.1},
+        )
+
+
 def test_a_fixed_label_head_refuses_new_relations(make_model):
     model = make_model(head="classification")
     with pytest.raises(ValueError, match="fixed label set"):
