@@ -16,6 +16,8 @@ validation metrics, learning curve and Δ micro-F1 against the reference, next t
 `--parallel N` trains N runs at once with `cpu_count // N` threads each: on a small CPU machine two single-threaded
 trainings get more done than one two-threaded training. `--reference_seeds 43 44` also trains the reference under
 other seeds and records the spread of its F1: the noise floor that a Δ has to clear before it means anything.
+`--ablation_seeds 43` (each one of `--reference_seeds`) trains every ablation under that seed too, so each Δ is also
+measured against the reference of the same seed and reported with its own spread over seeds (`delta_f1_seeds`).
 """
 
 import argparse
@@ -69,8 +71,9 @@ def parse_args() -> argparse.Namespace:
         default=[],
         metavar="ABLATION=RUN_DIR",
         help=(
-            "Collect a finished run instead of training it ('reference', 'reference_seed<SEED>' or an ablation name): "
-            "its run folder or its benchmarks/quality.py results file (quality_*.json). Repeatable."
+            "Collect a finished run instead of training it ('reference', 'reference_seed<SEED>', an ablation name or "
+            "'<ablation>_seed<SEED>'): its run folder or its benchmarks/quality.py results file (quality_*.json). "
+            "Repeatable."
         ),
     )
     parser.add_argument(
@@ -80,6 +83,15 @@ def parse_args() -> argparse.Namespace:
         default=[],
         metavar="SEED",
         help="Also train the reference with these seeds: the spread of its F1 over seeds is the noise a Δ must clear.",
+    )
+    parser.add_argument(
+        "--ablation_seeds",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="SEED",
+        help="Also train every ablation with these seeds (each one of --reference_seeds, the reference its Δ is "
+        "measured against): each Δ then has its own spread over seeds.",
     )
     parser.add_argument("--parallel", type=int, default=1, help="Runs trained at once.")
     parser.add_argument("--runs_dir", default=str(REPO_ROOT / "runs" / "ablations"))
@@ -92,14 +104,21 @@ def parse_args() -> argparse.Namespace:
         parser.error("give the reference recipe's train.py arguments after --")
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")
+    unpaired = sorted(set(args.ablation_seeds) - set(args.reference_seeds))
+    if unpaired:
+        parser.error(
+            f"--ablation_seeds {' '.join(map(str, unpaired))}: not in --reference_seeds, so no reference of that seed "
+            "to measure the Δ against"
+        )
     given = {}
     seed_runs = {f"reference_seed{seed}" for seed in args.reference_seeds}
+    seed_runs |= {_seeded(name, seed) for name in ABLATIONS for seed in args.ablation_seeds}
     for item in args.from_run:
         name, sep, run_dir = item.partition("=")
         if not sep or name not in {"reference", *seed_runs, *ABLATIONS}:
             parser.error(
                 f"--from_run {item!r}: expected reference=RUN_DIR, reference_seed<SEED>=RUN_DIR for a seed of "
-                "--reference_seeds, or <ablation>=RUN_DIR"
+                "--reference_seeds, <ablation>=RUN_DIR, or <ablation>_seed<SEED>=RUN_DIR for one of --ablation_seeds"
             )
         if not (Path(run_dir).is_dir() or Path(run_dir).is_file()):
             parser.error(f"--from_run {item!r}: {run_dir} is neither a run folder nor a quality results file")
@@ -108,16 +127,29 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def _seeded(name: str, seed: int) -> str:
+    """The run name of `name` (the reference or an ablation) trained under another seed."""
+    return f"{name}_seed{seed}"
+
+
 def run_commands(
-    train_args: list[str], names: list[str], runs_dir: Path, reference_seeds: list[int]
+    train_args: list[str],
+    names: list[str],
+    runs_dir: Path,
+    reference_seeds: list[int],
+    ablation_seeds: list[int] = (),
 ) -> dict[str, list[str]]:
-    """train.py arguments of the reference, its reseeded copies and each ablation; the last flag wins in argparse."""
+    """train.py arguments of the reference, each ablation and their reseeded copies; the last flag wins in argparse."""
     commands = {"reference": [*train_args, "--output_dir", str(runs_dir / "reference")]}
     for seed in reference_seeds:
-        name = f"reference_seed{seed}"
+        name = _seeded("reference", seed)
         commands[name] = [*train_args, "--seed", str(seed), "--output_dir", str(runs_dir / name)]
     for name in names:
         commands[name] = [*train_args, *ABLATIONS[name][0], "--output_dir", str(runs_dir / name)]
+        for seed in ablation_seeds:
+            seeded = _seeded(name, seed)
+            flags = [*ABLATIONS[name][0], "--seed", str(seed)]
+            commands[seeded] = [*train_args, *flags, "--output_dir", str(runs_dir / seeded)]
     return commands
 
 
@@ -206,7 +238,7 @@ def seed_spread(runs: dict[str, dict], seeds: list[int]) -> dict:
     reference = runs["reference"]
     f1_by_seed = {str(reference["seed"]): reference["metrics"]["f1"]}
     for seed in seeds:
-        f1_by_seed[str(seed)] = runs[f"reference_seed{seed}"]["metrics"]["f1"]
+        f1_by_seed[str(seed)] = runs[_seeded("reference", seed)]["metrics"]["f1"]
     values = list(f1_by_seed.values())
     return {
         "f1_by_seed": f1_by_seed,
@@ -216,10 +248,43 @@ def seed_spread(runs: dict[str, dict], seeds: list[int]) -> dict:
     }
 
 
+def delta_over_seeds(runs: dict[str, dict], name: str, seeds: list[int]) -> dict:
+    """Δ of ablation `name` under each seed, each against the reference of the same seed: how far the Δ itself moves
+    when only the seed changes, which the reference's own spread does not say (a switch can change the noise)."""
+    pairs = {str(runs["reference"]["seed"]): (runs[name], runs["reference"])}
+    pairs |= {str(seed): (runs[_seeded(name, seed)], runs[_seeded("reference", seed)]) for seed in seeds}
+    by_seed = {
+        seed: {
+            "f1": run["metrics"]["f1"],
+            "reference_f1": reference["metrics"]["f1"],
+            "delta_f1": round(run["metrics"]["f1"] - reference["metrics"]["f1"], 2),
+            "delta_weighted_f1": _delta_weighted_f1(run, reference),
+            "best_epoch": run["best_epoch"],
+            "wall_time_s": run["wall_time_s"],
+        }
+        for seed, (run, reference) in pairs.items()
+    }
+    deltas = [row["delta_f1"] for row in by_seed.values()]
+    return {
+        "by_seed": by_seed,
+        "delta_f1_mean": round(statistics.fmean(deltas), 2),
+        "delta_f1_min": min(deltas),
+        "delta_f1_max": max(deltas),
+        "same_sign_every_seed": all(d < 0 for d in deltas) or all(d > 0 for d in deltas),
+    }
+
+
+def _delta_weighted_f1(run: dict, reference: dict) -> float | None:
+    """Δ on the None-inclusive family, which the paper's Δ uses (runs older than it do not record it)."""
+    if "weighted_f1" not in run["metrics"] or "weighted_f1" not in reference["metrics"]:
+        return None
+    return round(run["metrics"]["weighted_f1"] - reference["metrics"]["weighted_f1"], 2)
+
+
 def main() -> None:
     args = parse_args()
     runs_dir = Path(args.runs_dir) / args.name
-    commands = run_commands(args.train_args, args.only, runs_dir, args.reference_seeds)
+    commands = run_commands(args.train_args, args.only, runs_dir, args.reference_seeds, args.ablation_seeds)
     to_train = {name: argv for name, argv in commands.items() if name not in args.from_run}
     started = time.time()
     trained_now = train_all(to_train, args.parallel)
@@ -230,22 +295,18 @@ def main() -> None:
     rows = []
     for name in args.only:
         run = runs[name]
-        rows.append(
-            {
-                "ablation": name,
-                "flags": ABLATIONS[name][0],
-                "what": ABLATIONS[name][1],
-                **run,
-                "delta_f1": round(run["metrics"]["f1"] - reference["metrics"]["f1"], 2),
-                # the None-inclusive family, which the paper's Δ uses (runs older than it do not record it)
-                "delta_weighted_f1": (
-                    round(run["metrics"]["weighted_f1"] - reference["metrics"]["weighted_f1"], 2)
-                    if "weighted_f1" in run["metrics"] and "weighted_f1" in reference["metrics"]
-                    else None
-                ),
-                "paper_delta_f1": PAPER_DELTA_F1[name],
-            }
-        )
+        row = {
+            "ablation": name,
+            "flags": ABLATIONS[name][0],
+            "what": ABLATIONS[name][1],
+            **run,
+            "delta_f1": round(run["metrics"]["f1"] - reference["metrics"]["f1"], 2),
+            "delta_weighted_f1": _delta_weighted_f1(run, reference),
+            "paper_delta_f1": PAPER_DELTA_F1[name],
+        }
+        if args.ablation_seeds:
+            row["delta_f1_seeds"] = delta_over_seeds(runs, name, args.ablation_seeds)
+        rows.append(row)
     record = {
         "benchmark": f"ablations_{args.name}",
         "note": args.note,
@@ -272,7 +333,13 @@ def main() -> None:
         print(f"reference F1 over {len(by_seed)} seeds: {by_seed} (range {spread['f1_range']})")
     for row in rows:
         paper = "n/a" if row["paper_delta_f1"] is None else f"{row['paper_delta_f1']:+.2f}"
-        print(f"{row['ablation']:<24} F1 {row['metrics']['f1']:6.2f}  Δ {row['delta_f1']:+6.2f}  paper Δ {paper}")
+        seeds = ""
+        if "delta_f1_seeds" in row:
+            over = row["delta_f1_seeds"]
+            by_seed = "/".join(f"{d['delta_f1']:+.2f}" for d in over["by_seed"].values())
+            seeds = f"  (seeds {'/'.join(over['by_seed'])}: {by_seed}, mean {over['delta_f1_mean']:+.2f})"
+        delta = f"Δ {row['delta_f1']:+6.2f}{seeds}"
+        print(f"{row['ablation']:<24} F1 {row['metrics']['f1']:6.2f}  {delta}  paper Δ {paper}")
     print(f"wrote {path}")
 
 

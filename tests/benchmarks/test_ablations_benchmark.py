@@ -74,6 +74,44 @@ def test_reference_seeds_record_the_noise_floor(reference_args, tmp_path):
     assert "reference F1 over 2 seeds" in done.stdout
 
 
+def _validation_f1(run_dir) -> float:
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    return results["splits"]["validation"]["metrics"]["f1"]  # deltas are measured on validation
+
+
+def test_ablation_seeds_pair_each_delta_with_the_reference_of_its_seed(reference_args, tmp_path):
+    common = ["--name", "paired", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
+    seeds = ["--reference_seeds", "8", "--ablation_seeds", "8", "--parallel", "2"]
+    done = _ablations(*common, "--only", "no_fusion", *seeds, "--", *reference_args)
+
+    runs = tmp_path / "runs" / "paired"
+    assert json.loads((runs / "no_fusion_seed8" / "training_args.json").read_text())["seed"] == 8
+    assert json.loads((runs / "no_fusion_seed8" / "config.json").read_text())["use_fusion"] is False
+    assert json.loads((runs / "no_fusion" / "training_args.json").read_text())["seed"] == 7
+    record = json.loads((tmp_path / "results" / "ablations_paired.json").read_text())
+    assert set(record["trained_in_this_call"]) == {"reference", "reference_seed8", "no_fusion", "no_fusion_seed8"}
+    (row,) = record["ablations"]
+    over = row["delta_f1_seeds"]
+    assert list(over["by_seed"]) == ["7", "8"]
+    assert over["by_seed"]["7"]["delta_f1"] == row["delta_f1"]
+    seed8_delta = _validation_f1(runs / "no_fusion_seed8") - _validation_f1(runs / "reference_seed8")
+    assert over["by_seed"]["8"]["delta_f1"] == pytest.approx(seed8_delta, abs=0.011)
+    assert over["delta_f1_mean"] == pytest.approx((row["delta_f1"] + seed8_delta) / 2, abs=0.011)
+    assert over["delta_f1_min"] <= over["delta_f1_mean"] <= over["delta_f1_max"]
+    assert "(seeds 7/8:" in done.stdout
+
+
+def test_an_ablation_seed_without_its_reference_is_refused(reference_args, tmp_path):
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "ablations.py"), "--name", "x", "--only", "no_fusion"]
+    done = subprocess.run(
+        [*command, "--reference_seeds", "8", "--ablation_seeds", "8", "9", "--runs_dir", str(tmp_path / "runs"),
+         "--", *reference_args],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--ablation_seeds 9: not in --reference_seeds" in done.stderr
+    assert not (tmp_path / "runs").exists()  # refused before anything trains
+
+
 def test_a_finished_run_can_stand_in_for_the_reference(reference_args, tmp_path):
     common = ["--name", "tiny", "--runs_dir", str(tmp_path / "runs"), "--output_dir", str(tmp_path / "results")]
     _ablations(*common, "--only", "no_fusion", "--", *reference_args)
