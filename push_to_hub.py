@@ -591,6 +591,7 @@ def main(argv: list[str] | None = None) -> dict:
             "matches_recorded_prediction": compare_with_record(result, example),
             "card_snippet_output": result["snippet_output"],
             "card_snippet_labels": result["snippet_labels"],
+            "card_snippet_score_offsets": result["snippet_score_offsets"],
         }
         log("the staged folder loads with AutoConfig / AutoModel / AutoProcessor / pipeline; the card's snippet runs")
 

@@ -77,7 +77,12 @@ def run_card_snippet(folder: str, snippet: str) -> dict:
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
             namespace = runpy.run_path(script, run_name="__card_snippet__")
-    return {"snippet_output": output.getvalue(), "snippet_labels": namespace["pipe"].model.config.relation_labels}
+    config = namespace["pipe"].model.config
+    return {
+        "snippet_output": output.getvalue(),
+        "snippet_labels": config.relation_labels,
+        "snippet_score_offsets": config.relation_score_offsets,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
