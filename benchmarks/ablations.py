@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -111,7 +112,7 @@ def parse_args() -> argparse.Namespace:
             "to measure the Δ against"
         )
     given = {}
-    seed_runs = {f"reference_seed{seed}" for seed in args.reference_seeds}
+    seed_runs = {_seeded("reference", seed) for seed in args.reference_seeds}
     seed_runs |= {_seeded(name, seed) for name in ABLATIONS for seed in args.ablation_seeds}
     for item in args.from_run:
         name, sep, run_dir = item.partition("=")
@@ -137,7 +138,7 @@ def run_commands(
     names: list[str],
     runs_dir: Path,
     reference_seeds: list[int],
-    ablation_seeds: list[int] = (),
+    ablation_seeds: Sequence[int] = (),
 ) -> dict[str, list[str]]:
     """train.py arguments of the reference, each ablation and their reseeded copies; the last flag wins in argparse."""
     commands = {"reference": [*train_args, "--output_dir", str(runs_dir / "reference")]}
