@@ -19,6 +19,8 @@ rare ones and no relation is in two folds):
 - evaluation, on the whole validation split: the bank holds every relation, the held-out ones added with a text in
   one of three wordings (`WORDINGS`): the reviewed description of the shipped bank, a one-line paraphrase
   (`relation_paraphrases_mnre.json`) and the label name (`per per peer`). The seen relations keep their descriptions.
+  A recipe trained on label names (`-- ... --relation_source label_name`, the comparator "label names instead of
+  descriptions") reads only the label of every relation, so only the label-name wording is reported for it.
 
 Reported per fold and wording: micro-F1 on the seen relations, micro P / R / F1 and accuracy on the unseen ones, where
 the unseen examples went (right, None, a wrong seen relation, a wrong unseen one), how their gold relation ranks
@@ -321,6 +323,13 @@ def wording_bank(full_bank: dict[str, str], held_out: list[str], wording: str, p
     return bank
 
 
+def wordings_for(relation_source: str) -> tuple[str, ...]:
+    """The wordings worth evaluating for a recipe. A model trained with `relation_source="label_name"` embeds only a
+    bank's keys (`readable_label`), whatever text the bank holds, so for it every wording is the label name and the
+    other two would repeat the same numbers under names that say otherwise."""
+    return ("label_name",) if relation_source == "label_name" else WORDINGS
+
+
 def predict(model, processor, split: datasets.Dataset, batch_size: int, use_captions: bool) -> list[list[float]]:
     """Retrieval scores over the model's current bank for every example, in order (one process, no accelerate)."""
     import torch
@@ -440,11 +449,12 @@ def plot(record: dict, path: Path) -> None:
     rows = [f for f in record["folds"] if f["shots"] == 0]
     if not rows:
         return
+    wordings = list(rows[0]["wordings"])
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
-    width = 0.8 / (len(WORDINGS) + 1)
-    ticks = [i + width * len(WORDINGS) / 2 for i in range(len(rows))]
+    width = 0.8 / (len(wordings) + 1)
+    ticks = [i + width * len(wordings) / 2 for i in range(len(rows))]
     names = [f"fold {r['fold']}\n" + "\n".join(h.lstrip("/") for h in r["held_out"]) for r in rows]
-    for w, wording in enumerate(WORDINGS):
+    for w, wording in enumerate(wordings):
         xs = [i + w * width for i in range(len(rows))]
         label = wording.replace("_", " ")
         ax.bar(xs, [r["wordings"][wording]["unseen"]["f1"] for r in rows], width, label=label)
@@ -452,11 +462,11 @@ def plot(record: dict, path: Path) -> None:
             xs, [r["wordings"][wording]["unseen_ranking"]["among_unseen_accuracy"] for r in rows], width, label=label
         )
     if all(r.get("ceiling") for r in rows):
-        xs = [i + len(WORDINGS) * width for i in range(len(rows))]
+        xs = [i + len(wordings) * width for i in range(len(rows))]
         ax.bar(xs, [r["ceiling"]["unseen"]["f1"] for r in rows], width, label="ceiling (trained on them)")
         ax2.bar(xs, [r["ceiling"]["unseen_ranking"]["among_unseen_accuracy"] for r in rows], width, label="ceiling")
     ax2.axhline(
-        rows[0]["wordings"][WORDINGS[0]]["unseen_ranking"]["chance_among_unseen"],
+        rows[0]["wordings"][wordings[0]]["unseen_ranking"]["chance_among_unseen"],
         color="gray",
         ls="--",
         label="chance (1/k)",
@@ -476,15 +486,17 @@ def plot(record: dict, path: Path) -> None:
 
 def plot_offsets(record: dict, path: Path) -> None:
     """What a score offset on the new relations buys and costs: unseen, seen and all-label F1 against the offset,
-    averaged over folds, one line per shot count (reviewed descriptions)."""
+    averaged over folds, one line per shot count (reviewed descriptions, or the label names a label-name recipe
+    reads)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    wording = "description" if "description" in record["folds"][0]["wordings"] else "label_name"
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
     for shots in sorted({f["shots"] for f in record["folds"]}):
-        sweeps = [f["wordings"]["description"]["offset_sweep"] for f in record["folds"] if f["shots"] == shots]
+        sweeps = [f["wordings"][wording]["offset_sweep"] for f in record["folds"] if f["shots"] == shots]
         offsets = [point["offset"] for point in sweeps[0]]
         for axis, key in zip(axes, ("unseen_f1", "seen_f1", "all_f1")):
             mean = [statistics.fmean(sweep[i][key] for sweep in sweeps) for i in range(len(offsets))]
@@ -494,7 +506,7 @@ def plot_offsets(record: dict, path: Path) -> None:
         axis.set_title(title, fontsize=8)
         axis.set_xlabel("offset added to the held-out relations' cosine")
         axis.legend(fontsize=6)
-    axes[0].set_ylabel("micro-F1 (%)")
+    axes[0].set_ylabel(f"micro-F1 (%), new relations as {wording.replace('_', ' ')}s")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -536,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
     folds = []
     for fold in args.folds:
         held_out = all_folds[fold]
-        banks = {w: wording_bank(full_bank, held_out, w, paraphrases) for w in WORDINGS}
+        banks = {w: wording_bank(full_bank, held_out, w, paraphrases) for w in wordings_for(recipe.relation_source)}
         for shots in args.shots:
             run_dir = runs_dir / f"fold{fold}-shots{shots}"
             fold_data, removed = fold_splits(

@@ -229,3 +229,25 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
     assert "collecting the finished run" in again.stdout
     assert (run / "model" / "all_results.json").stat().st_mtime_ns == stamp
     assert json.loads((tmp_path / "results" / "unseen_relations_tiny.json").read_text())["folds"] == record["folds"]
+
+
+def test_a_label_name_recipe_is_reported_under_the_one_wording_it_reads(tmp_path):
+    """The comparator "label names instead of descriptions": the model embeds only each relation's label, so the
+    description and paraphrase wordings would repeat its numbers under names that say otherwise."""
+    recipe = [*tiny_recipe(tmp_path), "--relation_source", "label_name"]
+    results = tmp_path / "results"
+    common = ["--name", "names", "--k", "1", "--folds", "0", "--no_ceiling", "--runs_dir", str(tmp_path / "runs")]
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "unseen_relations.py"), *common]
+    command += ["--output_dir", str(results), "--", *recipe]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+    record = json.loads((results / "unseen_relations_names.json").read_text())
+    (row,) = record["folds"]
+    assert list(row["wordings"]) == ["label_name"]
+    assert list(record["summary"]) == ["shots0/label_name"]
+    config = json.loads((tmp_path / "runs" / "names" / "fold0-shots0" / "model" / "config.json").read_text())
+    assert config["relation_source"] == "label_name"
+    assert (results / "unseen_relations_names.png").stat().st_size > 0
+    assert (results / "unseen_relations_names_offsets.png").stat().st_size > 0
