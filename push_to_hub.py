@@ -29,6 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from datasets_scripts.publishing import commit_files, inside_folder, stage_atomically
 from datasets_scripts.redaction import redact_local_paths, redact_secrets
 from modeling_roc import ENTITY_MARKERS, TASK
 from modeling_roc.modeling_roc import RELATION_TOKENIZER_DIR
@@ -62,14 +63,23 @@ MODEL_FILE_PATTERNS = (
     "processor_config.json",
     "preprocessor_config.json",
 )
-# Reports users can read on the Hub; predictions, logs, checkpoints/ and anything else stay local.
-REPORT_PATTERNS = (
-    "eval_results.json",
-    "all_results.json",
-    "per_relation_*.md",
-    "per_relation_*.json",
-    "confusion_matrix_*.png",
+# The tokenizer files of the relation encoder's folder; nothing else in it is published.
+RELATION_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
 )
+# Reports users can read on the Hub, per split the run evaluated (eval_results.json names them); predictions, logs,
+# checkpoints/ and anything else stay local.
+RUN_REPORTS = ("eval_results.json", "all_results.json")
+SPLIT_REPORTS = ("per_relation_{split}.md", "per_relation_{split}.json", "confusion_matrix_{split}.png")
+REPORT_PATTERNS = (*RUN_REPORTS, "per_relation_*.md", "per_relation_*.json", "confusion_matrix_*.png")
 GENERATED_FILES = ("README.md", RELATION_BANK_FILE, "training_args.json")
 # Remote files this script owns: a re-push deletes those of them the new folder no longer has (e.g. an old
 # `per_relation_test.md`), and leaves every other file of the repository alone.
@@ -77,7 +87,9 @@ MANAGED_PATTERNS = (*MODEL_FILE_PATTERNS, *REPORT_PATTERNS, *GENERATED_FILES, "*
 # training_args.json keys that could hold a credential are never staged (train.py has none today).
 SECRET_KEY = re.compile(r"token|secret|passw|api_?key|credential|auth", re.IGNORECASE)
 TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
-REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+# The Hub's rule: namespace/name of letters, digits, '_', '-' and '.', neither starting nor ending with '.' or '-',
+# with no '..' or '--' (so '../evil' is no repository id).
+REPO_ID = re.compile(r"(?!.*(?:\.\.|--))(?:[A-Za-z0-9_](?:[\w.-]*[A-Za-z0-9_])?)/[A-Za-z0-9_](?:[\w.-]*[A-Za-z0-9_])?")
 MAX_ROWS_SCANNED = 50_000
 
 
@@ -141,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry_run", action="store_true", help="Stage and verify everything, upload nothing.")
     parser.add_argument(
         "--staging_dir",
-        help="Folder to stage the model in (kept; replaced if it holds an earlier staging). The dataset copy goes "
-        "to <staging_dir>-dataset. Default: a temporary folder, kept after --dry_run, removed after an upload.",
+        help="Folder to stage the model in (kept). Only an empty folder or an earlier staging of this script (it "
+        "holds .roc_push_staging.json) is used, and it is replaced whole once the new staging is complete; any other "
+        "folder is refused. The dataset copy goes to <staging_dir>-dataset under the same rule. Default: a "
+        "temporary folder, kept after --dry_run, removed after an upload.",
     )
     parser.add_argument(
         "--verify_timeout", type=int, default=900, help="Seconds allowed to the fresh-process load check."
@@ -157,6 +171,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--repo_id must look like namespace/name, got {args.repo_id!r}")
     if args.dataset_repo_id and not REPO_ID.fullmatch(args.dataset_repo_id):
         parser.error(f"--dataset_repo_id must look like namespace/name, got {args.dataset_repo_id!r}")
+    if args.verify_timeout < 1:
+        parser.error(f"--verify_timeout must be at least 1 second, got {args.verify_timeout}")
     if args.revision in ("", "main"):
         args.revision = None
     return args
@@ -239,15 +255,25 @@ def load_run(model_dir: Path) -> dict:
     }
 
 
-def model_files(model_dir: Path, code: list[str]) -> list[str]:
-    """Relative paths to stage: code, weights, tokenizers, processor, relation tokenizer, reports."""
+def model_files(model_dir: Path, code: list[str], splits: list[str]) -> list[str]:
+    """Relative paths to stage: code, weights, tokenizers, processor, relation tokenizer, and the reports of the
+    evaluated `splits`. A file that is a symbolic link leading out of `model_dir` is refused."""
     top = sorted(p.name for p in model_dir.iterdir() if p.is_file())
     picked = set(code)
-    for pattern in MODEL_FILE_PATTERNS + REPORT_PATTERNS:
+    for pattern in MODEL_FILE_PATTERNS + RUN_REPORTS:
         picked.update(fnmatch.filter(top, pattern))
+    picked.update(
+        name for split in splits for template in SPLIT_REPORTS if (name := template.format(split=split)) in top
+    )
     relation_dir = model_dir / RELATION_TOKENIZER_DIR
-    if relation_dir.is_dir():
-        picked.update(f"{RELATION_TOKENIZER_DIR}/{p.name}" for p in relation_dir.iterdir() if p.is_file())
+    picked.update(
+        f"{RELATION_TOKENIZER_DIR}/{name}" for name in RELATION_TOKENIZER_FILES if (relation_dir / name).is_file()
+    )
+    for name in picked:
+        try:
+            inside_folder(model_dir, name)
+        except ValueError as err:
+            raise SystemExit(f"Refusing to push: {err}") from None
     return sorted(picked)
 
 
@@ -258,13 +284,12 @@ def public_training_args(training_args: dict | None) -> dict | None:
 
 
 # --------------------------------------------------------------------------------------------------- staging
-def prepare_dir(path: Path, looks_ours) -> None:
-    """Create `path`, or empty it if it holds an earlier staging of ours; refuse any other non-empty folder."""
-    if path.exists() and any(path.iterdir()):
-        if not looks_ours(path):
-            raise SystemExit(f"{path} is not empty and was not staged by this script; choose another folder.")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+def stage(target: Path, fill, protected: list[Path]) -> None:
+    """`stage_atomically` with its refusals as one-line errors: only a folder this script staged is replaced."""
+    try:
+        stage_atomically(target, fill, protected)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -284,9 +309,22 @@ def write_json(path: Path, data) -> None:
 
 
 def stage_model(model_dir: Path, staged: Path, run: dict, args: argparse.Namespace, dataset_info: dict) -> list[str]:
-    """Fill `staged` with the model folder to publish; returns its files (relative paths)."""
-    prepare_dir(staged, lambda p: (p / RELATION_BANK_FILE).is_file() and (p / "config.json").is_file())
-    files = model_files(model_dir, run["code"])
+    """Stage the model folder to publish in `staged` (replacing only an earlier staging); returns its files."""
+    files: list[str] = []
+    protected = [model_dir, *([Path(args.dataset_dir)] if args.dataset_dir else [])]
+
+    def fill(folder: Path) -> None:
+        files.extend(fill_model_folder(model_dir, folder, run, args, dataset_info))
+
+    stage(staged, fill, protected)
+    return files
+
+
+def fill_model_folder(
+    model_dir: Path, staged: Path, run: dict, args: argparse.Namespace, dataset_info: dict
+) -> list[str]:
+    """Write the model folder to publish into the empty `staged`; returns its files (relative paths)."""
+    files = model_files(model_dir, run["code"], sorted(run["eval_results"]["splits"]))
     for name in files:
         if name.endswith(".json") and name in (*REPORT_PATTERNS, "config.json"):
             # results carry local paths (model, dataset, command); config.json the encoders' `_name_or_path`
@@ -486,15 +524,24 @@ def compare_with_record(result: dict, example: dict) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------- dataset
-def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str) -> Path:
-    """The dataset folder staged by the dataset code (`datasets_scripts.hub_folder.stage_for_repo`)."""
-    from datasets_scripts.hub_folder import stage_for_repo
+def stage_dataset(dataset_dir: Path, staged: Path, repo_id: str, protected: list[Path]) -> list[str]:
+    """The dataset folder staged by the dataset code (`datasets_scripts.hub_folder.stage_for_repo`): its card,
+    report and shards only. Returns the staged files; names the files of `dataset_dir` that stay behind."""
+    from datasets_scripts.hub_folder import left_out_files, stage_for_repo
 
-    prepare_dir(staged, lambda p: (p / "README.md").is_file() and (p / "data").is_dir())
-    try:
-        return stage_for_repo(dataset_dir, staged, repo_id)
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    files: list[str] = []
+
+    def fill(folder: Path) -> None:
+        try:
+            files.extend(stage_for_repo(dataset_dir, folder, repo_id))
+        except ValueError as err:
+            raise SystemExit(f"Refusing to push the dataset: {err}") from None
+
+    stage(staged, fill, [dataset_dir, *protected])
+    left_out = left_out_files(dataset_dir, files)
+    if left_out:
+        log(f"not published (not part of a built dataset): {', '.join(left_out)}")
+    return files
 
 
 def verify_dataset_folder(folder: Path, model_labels: list[str]) -> dict:
@@ -537,10 +584,10 @@ def validate_card(staged: Path) -> None:
         raise SystemExit(f"Refusing to push: the Hub rejects the model card's metadata: {err}") from None
 
 
-def upload_model(staged: Path, args: argparse.Namespace, commit_message: str) -> str:
-    """create_repo(exist_ok=True), the branch if any, then ONE `upload_folder` commit of the staged folder.
+def upload_model(staged: Path, files: list[str], args: argparse.Namespace, commit_message: str) -> str:
+    """create_repo(exist_ok=True), the branch if any, then ONE commit of exactly `files` (`commit_files`).
 
-    `delete_patterns` removes the remote files this script owns (`MANAGED_PATTERNS`) that the new folder no longer
+    The commit also deletes the remote files this script owns (`MANAGED_PATTERNS`) that the new folder no longer
     has, such as an old `per_relation_test.md`; every other file of the repository is left alone.
     """
     from huggingface_hub import HfApi
@@ -549,14 +596,16 @@ def upload_model(staged: Path, args: argparse.Namespace, commit_message: str) ->
     api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
     if args.revision:
         api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
-    commit = api.upload_folder(
+    return commit_files(
+        api,
         repo_id=args.repo_id,
-        folder_path=str(staged),
+        repo_type="model",
+        folder=staged,
+        files=files,
+        owned_patterns=MANAGED_PATTERNS,
         commit_message=commit_message,
         revision=args.revision,
-        delete_patterns=list(MANAGED_PATTERNS),
     )
-    return commit.commit_url
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -598,12 +647,17 @@ def main(argv: list[str] | None = None) -> dict:
         push_dataset = dataset_dir is not None and args.dataset_repo_id is not None
         if push_dataset:
             log(f"staging the dataset {dataset_dir} in {dataset_staged}")
-            stage_dataset(dataset_dir, dataset_staged, args.dataset_repo_id)
+            dataset_files = stage_dataset(dataset_dir, dataset_staged, args.dataset_repo_id, [model_dir, staged])
             try:
                 dataset_check = verify_dataset_folder(dataset_staged, labels)
             finally:
                 collect_arrow_readers()
-            summary["dataset"] = {"repo_id": args.dataset_repo_id, "staged_dir": str(dataset_staged), **dataset_check}
+            summary["dataset"] = {
+                "repo_id": args.dataset_repo_id,
+                "staged_dir": str(dataset_staged),
+                "files": dataset_files,
+                **dataset_check,
+            }
             log(f"load_dataset reads the dataset folder: splits {dataset_check['splits']}")
 
         if args.dry_run:
@@ -619,13 +673,14 @@ def main(argv: list[str] | None = None) -> dict:
 
                 log(f"uploading the dataset to {args.dataset_repo_id}")
                 summary["dataset"]["commit_url"] = push_folder(
-                    dataset_staged, args.dataset_repo_id, private=args.private
+                    dataset_staged, args.dataset_repo_id, private=args.private, log=log
                 )
             primary = run["eval_results"]["split"]
             f1 = run["eval_results"]["splits"][primary]["metrics"]["f1"]
             message = args.commit_message or f"Upload ROC model (micro-F1 {f1} % on {primary})"
-            log(f"uploading {len(files)} files to {args.repo_id} ({summary['revision']}) in one commit")
-            summary["commit_url"] = upload_model(staged, args, message)
+            target = f"{args.repo_id} ({summary['revision']})"
+            log(f"uploading {len(files)} files to {target} in one commit: {', '.join(files)}")
+            summary["commit_url"] = upload_model(staged, files, args, message)
         except (HfHubHTTPError, OSError, *transport_errors()) as err:  # OSError: offline mode, refused connection
             raise SystemExit(f"The upload failed ({type(err).__name__}): {redact_secrets(str(err))}") from None
         log(f"done: {summary['commit_url']}")

@@ -9,8 +9,11 @@ uploaded to a Hub dataset repo (`push_folder`) loads with `load_dataset("<org>/<
 
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets.info import DatasetInfosDict
@@ -19,6 +22,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .builder_base import RelationBuilder
 from .ner import COARSE_TYPES, OBJECT_TYPE, UNKNOWN_TYPE
+from .publishing import commit_files, inside_folder, replace_folder
 from .redaction import redact_local_paths
 
 
@@ -58,22 +62,6 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
             f"{output_dir} is not empty and was not written by this tool (no {BUILD_MARKER} or build_report.json "
             "of a build); refusing to delete it. Choose another --output_dir."
         )
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Move `new` to `target`; an existing `target` is moved aside first and removed only once `new` is in place."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / target.name
-    os.replace(target, aside)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(aside, target)  # put the old build back: never neither
-        raise
-    finally:
-        shutil.rmtree(aside.parent, ignore_errors=True)  # the old build, or the empty folder it was parked in
 
 
 def write_hub_folder(
@@ -118,7 +106,7 @@ def write_hub_folder(
                 shutil.move(str(shard), final / DATA_DIR / f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
         write_card(builder, final, hub_id=hub_id)
         (final / BUILD_MARKER).write_text(json.dumps({"writer": BUILD_COMMAND}) + "\n", encoding="utf-8")
-        _replace_folder(final, output_dir)  # an empty folder, or a build of this tool (checked above)
+        replace_folder(final, output_dir)  # an empty folder, or a build of this tool (checked above)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
@@ -256,63 +244,113 @@ def write_card(builder: RelationBuilder, folder: Path, hub_id: str | None = None
     return path
 
 
-def stage_for_upload(folder: Path, staged: Path) -> Path:
-    """`folder` as it may be published: files hard-linked (copied across file systems), JSON reports with local
-    paths cut (`redact_local_paths`), this tool's marker left out."""
-    for source in sorted(folder.rglob("*")):
-        if not source.is_file() or source.name == BUILD_MARKER:
-            continue
-        target = staged / source.relative_to(folder)
+# The files a published dataset consists of, and nothing else: a `.env`, a key or an archive a user keeps in the
+# folder never leaves the machine.
+CARD_FILE = "README.md"
+REPORT_FILE = "build_report.json"
+SHARD = re.compile(rf"{DATA_DIR}/[A-Za-z0-9_.-]+-\d{{5}}-of-\d{{5}}\.parquet")
+
+
+def publishable_files(folder: Path) -> list[str]:
+    """The card, the build report and the parquet shards of `folder` (relative paths), in upload order.
+
+    A shard or card that is a symbolic link leading out of `folder` is refused (ValueError)."""
+    folder = Path(folder)
+    files = [CARD_FILE] if (folder / CARD_FILE).is_file() else []
+    files += [REPORT_FILE] if (folder / REPORT_FILE).is_file() else []
+    data = folder / DATA_DIR
+    if data.is_dir():
+        names = (f"{DATA_DIR}/{path.name}" for path in data.iterdir())
+        files += sorted(name for name in names if SHARD.fullmatch(name) and (folder / name).is_file())
+    for name in files:
+        inside_folder(folder, name)
+    return files
+
+
+def left_out_files(folder: Path, published: list[str]) -> list[str]:
+    """Files of `folder` that are not published (this tool's marker aside): named in the log so a user knows."""
+    keep = {*published, BUILD_MARKER}
+    found = (str(path.relative_to(folder)) for path in sorted(Path(folder).rglob("*")) if not path.is_dir())
+    return [name for name in found if name not in keep]
+
+
+def stage_for_upload(folder: Path, staged: Path) -> list[str]:
+    """Copy the publishable files of `folder` (`publishable_files`) into `staged`: shards hard-linked (copied
+    across file systems), the JSON report with local paths cut (`redact_local_paths`). Returns the staged files."""
+    files = publishable_files(folder)
+    for name in files:
+        source, target = Path(folder) / name, Path(staged) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.suffix == ".json":
             report = redact_local_paths(json.loads(source.read_text(encoding="utf-8")))
             target.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             continue
         try:
-            os.link(source, target)
+            os.link(source.resolve(), target)
         except OSError:
             shutil.copy2(source, target)
-    return staged
+    return files
 
 
-def stage_for_repo(folder: Path, staged: Path, repo_id: str) -> Path:
-    """`folder` staged for upload (`stage_for_upload`) with its card telling readers to `load_dataset(repo_id)`."""
+def stage_for_repo(folder: Path, staged: Path, repo_id: str) -> list[str]:
+    """`folder` staged for upload (`stage_for_upload`) with its card telling readers to `load_dataset(repo_id)`;
+    returns the staged files."""
     folder = Path(folder)
-    if not ((folder / "README.md").is_file() and (folder / DATA_DIR).is_dir()):
+    if not ((folder / CARD_FILE).is_file() and (folder / DATA_DIR).is_dir()):
         raise ValueError(
             f"{folder} is not a dataset folder written by `python -m datasets_scripts.build` "
-            f"(README.md + {DATA_DIR}/)."
+            f"({CARD_FILE} + {DATA_DIR}/)."
         )
-    stage_for_upload(folder, staged)
-    readme = Path(staged) / "README.md"
+    files = stage_for_upload(folder, staged)
+    if not any(SHARD.fullmatch(name) for name in files):
+        raise ValueError(f"{folder}/{DATA_DIR} holds no parquet shard named <split>-NNNNN-of-NNNNN.parquet.")
+    readme = Path(staged) / CARD_FILE
     text = readme.read_text(encoding="utf-8")
     readme.unlink()  # a hard link to the source card: write a new file, never through the link
     readme.write_text(text.replace('load_dataset("path/to/this/folder")', f'load_dataset("{repo_id}")'), "utf-8")
-    return staged
+    return files
 
 
-def push_folder(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
-    """Upload a folder written by `write_hub_folder` to a Hub dataset repo (redacted, see `stage_for_upload`);
-    returns the commit URL."""
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
+    """Upload a folder written by `write_hub_folder` to a Hub dataset repo in one commit: exactly its card, build
+    report and shards (redacted, see `stage_for_upload`), listed through `log` first. Returns the commit URL."""
     from huggingface_hub import HfApi
 
     folder = Path(folder)
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{folder.name}.upload-", dir=folder.parent) as staging:
-        commit = api.upload_folder(
+        files = stage_for_upload(folder, Path(staging))
+        if not files:
+            raise ValueError(f"{folder} has no card, report or parquet shard to upload.")
+        left_out = left_out_files(folder, files)
+        log(f"uploading {len(files)} files to the dataset {repo_id}: {', '.join(files)}")
+        if left_out:
+            log(f"not uploaded (not part of a built dataset): {', '.join(left_out)}")
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        return commit_files(
+            api,
             repo_id=repo_id,
             repo_type="dataset",
-            folder_path=str(stage_for_upload(folder, Path(staging))),
+            folder=Path(staging),
+            files=files,
+            owned_patterns=[f"{DATA_DIR}/*.parquet"],  # shards of an older build with another shard count go
             commit_message="Upload dataset built with datasets_scripts.build",
-            delete_patterns=[f"{DATA_DIR}/*.parquet"],  # drop shards of an older build with another shard count
         )
-    return commit.commit_url
 
 
 __all__ = [
     "card_body",
     "card_data",
+    "left_out_files",
+    "publishable_files",
     "push_folder",
     "stage_for_repo",
     "stage_for_upload",

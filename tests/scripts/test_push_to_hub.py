@@ -16,6 +16,7 @@ from helpers.tiny_models import REPO_ROOT
 from helpers.train_fixtures import BANK, LABELS, write_bank, write_tiny_dataset, write_tiny_encoder
 from huggingface_hub import ModelCard
 
+from datasets_scripts.publishing import STAGING_MARKER
 from datasets_scripts.redaction import redact_local_paths
 from roc_mre.hub.model_card import (
     METRICS,
@@ -283,7 +284,7 @@ def test_every_flag_has_help():
 def test_dry_run_stages_what_the_model_needs_and_no_checkpoint(dry_run, trained_run, inputs):
     staged, summary = dry_run["staged"], dry_run["summary"]
     files = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
-    assert files == set(summary["files"])
+    assert files == {*summary["files"], STAGING_MARKER}, "the marker is what lets a later staging replace it"
     assert REQUIRED_FILES <= files
     assert (trained_run / "checkpoints").is_dir() and not any(f.startswith("checkpoints") for f in files)
     assert not any(f.startswith("predictions_") for f in files)
@@ -367,6 +368,95 @@ def test_foreign_staging_folder_is_never_emptied(trained_run, tmp_path):
     )
     assert done.returncode != 0 and "not staged by this script" in done.stderr
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_a_staging_dir_never_deletes_a_clone_or_the_dataset_named_like_its_copy(trained_run, inputs, tmp_path):
+    """`--staging_dir X` used to empty X if it held config.json + relation_bank.json (a local clone of the Hub
+    repo, .git and all) and X-dataset if it held README.md + data/ (here: the --dataset_dir itself)."""
+    clone = tmp_path / "roc-tiny"
+    shutil.copytree(trained_run, clone, ignore=shutil.ignore_patterns("checkpoints"))
+    (clone / ".git").mkdir()
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    dataset = tmp_path / "roc-tiny-dataset"
+    shutil.copytree(inputs["dataset"], dataset)
+
+    def tree() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path)) for folder in (clone, dataset) for p in folder.rglob("*"))
+
+    before = tree()
+    base = ["--model_dir", str(trained_run), "--repo_id", MODEL_REPO, "--dry_run"]
+    for staging in (clone, tmp_path / "fresh"):
+        args = [*base, "--staging_dir", str(staging), "--dataset_dir", str(dataset), "--dataset_repo_id", DATASET_REPO]
+        if staging != clone:  # a fresh model staging whose dataset copy would land on the dataset folder itself
+            dataset.rename(tmp_path / "fresh-dataset")
+            args[args.index(str(dataset))] = str(tmp_path / "fresh-dataset")
+        done = _push(args, _env(tmp_path, HF_HUB_OFFLINE="1"))
+        assert done.returncode != 0
+        assert (
+            done.stderr.strip()
+            .splitlines()[-1]
+            .startswith(
+                f"{staging.resolve()} is not empty and was not staged" if staging == clone else "staging folder"
+            )
+        ), done.stderr[-2000:]
+        if staging != clone:
+            (tmp_path / "fresh-dataset").rename(dataset)
+    assert tree() == before and (clone / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+
+
+@pytest.mark.slow
+def test_only_the_models_own_files_are_staged_and_links_out_of_the_run_are_refused(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    (run / "relation_tokenizer" / "notes.txt").write_text(SECRET)
+    (run / "per_relation_private.json").write_text(json.dumps({"token": SECRET}))
+    (run / ".env").write_text(f"HF_TOKEN={SECRET}")
+    done = _push(
+        ["--model_dir", str(run), "--repo_id", MODEL_REPO, "--dry_run", "--staging_dir", str(tmp_path / "staged")],
+        _env(tmp_path, HF_HUB_OFFLINE="1"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    staged = {str(p.relative_to(tmp_path / "staged")) for p in (tmp_path / "staged").rglob("*") if p.is_file()}
+    assert REQUIRED_FILES <= staged
+    assert not {"relation_tokenizer/notes.txt", "per_relation_private.json", ".env"} & staged
+    _assert_no_secret_in_folder(tmp_path / "staged")
+
+    outside = tmp_path / "outside.md"
+    outside.write_text(SECRET)
+    (run / "per_relation_validation.md").unlink()
+    (run / "per_relation_validation.md").symlink_to(outside)
+    done = _push(
+        ["--model_dir", str(run), "--repo_id", MODEL_REPO, "--dry_run", "--staging_dir", str(tmp_path / "staged2")],
+        _env(tmp_path, HF_HUB_OFFLINE="1"),
+    )
+    assert done.returncode != 0 and "outside" in done.stderr and "per_relation_validation.md" in done.stderr
+    assert not (tmp_path / "staged2").exists()
+    _assert_no_secret(done.stdout, done.stderr)
+
+
+@pytest.mark.slow
+def test_the_dataset_push_sends_only_its_card_report_and_shards(trained_run, inputs, tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(inputs["dataset"], dataset)
+    (dataset / ".env").write_text(f"HF_TOKEN={SECRET}\n")
+    (dataset / "data" / "backup.tar.gz").write_bytes(b"\0" * 1024)
+    args = [
+        "--model_dir", str(trained_run), "--repo_id", MODEL_REPO, "--staging_dir", str(tmp_path / "staged"),
+        "--dataset_dir", str(dataset), "--dataset_repo_id", DATASET_REPO,
+    ]  # fmt: skip
+    with HubStub() as hub:
+        done = _push(args, _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE=None))
+    assert done.returncode == 0, done.stderr[-4000:]
+    (dataset_commit,) = [c for c in hub.commits if c.repo_type == "datasets"]
+    assert set(dataset_commit.files) == {
+        "README.md",
+        "build_report.json",
+        *(f"data/{split}-00000-of-00001.parquet" for split in SIZES),
+    }
+    assert "not published (not part of a built dataset): .env, data/backup.tar.gz" in done.stderr
+    assert "in one commit: README.md, all_results.json, config.json" in done.stderr, "the list before the upload"
+    _assert_no_secret(done.stdout, done.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------- upload
