@@ -263,6 +263,10 @@ class ROCConfig(PretrainedConfig):
         return list(self.relation_bank)
 
 
+# Labels that mean "no relation" in the banks in use (MNRE: `None`; MORE: `none`; TACRED: `no_relation`; NYT: `NA`).
+NONE_LABELS = ("None", "none", "NA", "no_relation")
+
+
 def check_score_offsets(offsets: dict[str, float], labels: list[str], head: str) -> None:
     """Raise a one-line error for an offset a model could not apply (see `ROCConfig.relation_score_offsets`)."""
     if not offsets:
@@ -280,6 +284,7 @@ def check_score_offsets(offsets: dict[str, float], labels: list[str], head: str)
 
 
 __all__ = [
+    "NONE_LABELS",
     "CHOICES",
     "check_score_offsets",
     "ENTITY_MARKERS",

@@ -27,6 +27,7 @@ from transformers.utils import ModelOutput, logging
 from .configuration_roc import (
     ENTITY_MARKERS,
     MARKER_INIT_WORDS,
+    NONE_LABELS,
     MarkerInit,
     ROCConfig,
     check_score_offsets,
@@ -37,6 +38,8 @@ from .configuration_roc import (
 logger = logging.get_logger(__name__)
 
 RELATION_TOKENIZER_DIR = "relation_tokenizer"
+# Call-time relation sets whose embeddings an eval-mode model keeps (oldest dropped first).
+MAX_CACHED_RELATION_SETS = 32
 
 
 @dataclass
@@ -93,6 +96,79 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
 def readable_label(label: str) -> str:
     """`/per/org/member_of` -> `per org member of`: the label itself as text (ablation without descriptions)."""
     return " ".join(label.replace("_", " ").replace("/", " ").split()) or label
+
+
+@dataclass(frozen=True)
+class CallTimeRelations:
+    """Relations given for one call (`relations=` of the pipelines and `forward`), in the place of the bank.
+
+    `labels[0]` is the model's "no relation" label (with its trained description), then the given relations in the
+    order given; `thresholds[i]` is the cosine similarity relation i must reach to be predicted, or None (it then
+    competes with "no relation" as the bank's relations do).
+    """
+
+    labels: tuple[str, ...]
+    descriptions: tuple[str, ...]
+    thresholds: tuple[float | None, ...]
+
+    @property
+    def bank(self) -> dict[str, str]:
+        return dict(zip(self.labels, self.descriptions))
+
+    @classmethod
+    def parse(cls, relations: dict, none_label: str, none_description: str) -> "CallTimeRelations":
+        """From `{label: description}` or `{label: {"description": ..., "threshold": ...}}`; one-line errors."""
+        if isinstance(relations, CallTimeRelations):
+            return relations
+        if not isinstance(relations, dict) or not relations:
+            raise ValueError(
+                "`relations` must be a non-empty dict {label: description} or {label: {'description': ..., "
+                f"'threshold': ...}}, got {relations!r}."
+            )
+        labels, descriptions, thresholds = [none_label], [none_description], [None]
+        for label, value in relations.items():
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"`relations`: every label must be a non-empty string, got {label!r}.")
+            if label == none_label:
+                raise ValueError(f"`relations`: {label!r} is the model's no-relation label; it is always included.")
+            threshold = None
+            if isinstance(value, dict):
+                unknown = sorted(set(value) - {"description", "threshold"})
+                if unknown:
+                    raise ValueError(f"`relations[{label!r}]`: unknown keys {unknown} (description, threshold).")
+                threshold = value.get("threshold")
+                value = value.get("description")
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"`relations[{label!r}]`: the description must be a non-empty string, got {value!r}.")
+            if threshold is not None:
+                if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+                    raise ValueError(f"`relations[{label!r}]['threshold']` must be a number, got {threshold!r}.")
+                if not -1.0 <= float(threshold) <= 1.0:
+                    raise ValueError(
+                        f"`relations[{label!r}]['threshold']` is a cosine similarity in [-1, 1], got {threshold}."
+                    )
+                threshold = float(threshold)
+            labels.append(label)
+            descriptions.append(value.strip())
+            thresholds.append(threshold)
+        return cls(tuple(labels), tuple(descriptions), tuple(thresholds))
+
+    def decide(self, logits: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+        """The predicted index of each row of `logits` `(batch, len(labels))`, column 0 being "no relation".
+
+        The best given relation r* (by score) is predicted when it has a threshold and its cosine similarity
+        reaches it, or has none and outscores "no relation"; otherwise "no relation" (index 0).
+        """
+        if len(self.labels) == 1:
+            return torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+        best_score, best = logits[:, 1:].max(dim=-1)
+        best = best + 1
+        thresholds = torch.tensor(
+            [math.nan if t is None else t for t in self.thresholds], device=logits.device, dtype=logits.dtype
+        )[best]
+        similarity = best_score / logit_scale
+        accepted = torch.where(thresholds.isnan(), best_score > logits[:, 0], similarity >= thresholds)
+        return torch.where(accepted, best, torch.zeros_like(best))
 
 
 def init_marker_embeddings(text_model: nn.Module, tokenizer) -> None:
@@ -250,6 +326,7 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_inputs = None  # tokenized bank, rebuilt only when the bank changes
         self._relation_cache = None  # relation embeddings, valid only in eval mode
         self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
+        self._call_time_cache = {}  # relation sets given at call time -> their H_r, valid only in eval mode
         self.post_init()
         self.train(self.training)  # applies the frozen relation encoder's eval mode
 
@@ -432,6 +509,7 @@ class ROCModel(ROCPreTrainedModel):
 
     def _invalidate_relation_cache(self, retokenize: bool = False) -> None:
         self._relation_cache = None
+        self._call_time_cache = {}
         if retokenize:
             self._relation_inputs = None
             self._frozen_relation_states = None
@@ -454,19 +532,92 @@ class ROCModel(ROCPreTrainedModel):
                     "This ROC model has no relation tokenizer: build it with `ROCModel.from_encoders`, load it with "
                     "`from_pretrained`, or call `model.set_relation_tokenizer(tokenizer)`."
                 )
-            bank = self.config.relation_bank
-            if self.config.relation_source == "label_name":
-                texts = [readable_label(label) for label in bank]
-            else:
-                texts = list(bank.values())
             self._relation_inputs = self.relation_tokenizer(
-                texts,
+                self.relation_texts(self.config.relation_bank),
                 padding=True,
                 truncation=True,
                 max_length=self.config.relation_max_length,
                 return_tensors="pt",
             )
         return {k: v.to(device) for k, v in self._relation_inputs.items() if k in ("input_ids", "attention_mask")}
+
+    def relation_texts(self, relation_bank: dict[str, str]) -> list[str]:
+        """What the relation encoder reads for each relation of `relation_bank`: its description, or its label name
+        (`relation_source="label_name"`)."""
+        if self.config.relation_source == "label_name":
+            return [readable_label(label) for label in relation_bank]
+        return list(relation_bank.values())
+
+    @torch.no_grad()
+    def encode_relation_texts(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+        """Mean-pooled relation-encoder states of `texts`, `(len(texts), relation_hidden)`, before `relation_proj`.
+
+        Used for descriptions that are not the bank's (relations given at call time, training negatives and other
+        wordings); with a frozen relation encoder these are exactly the states the bank gets.
+        """
+        if self.relation_model is None:
+            raise ValueError(
+                f"This model (head={self.config.head!r}, relation_source={self.config.relation_source!r}) has no "
+                "relation encoder: it cannot embed new relation texts."
+            )
+        if self.relation_tokenizer is None:
+            raise ValueError(
+                "This ROC model has no relation tokenizer: build it with `ROCModel.from_encoders`, load it with "
+                "`from_pretrained`, or call `model.set_relation_tokenizer(tokenizer)`."
+            )
+        was_training = self.relation_model.training
+        self.relation_model.eval()
+        chunks = []
+        try:
+            for start in range(0, len(texts), batch_size):
+                inputs = self.relation_tokenizer(
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.config.relation_max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self.relation_model(
+                    input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+                ).last_hidden_state
+                chunks.append(masked_mean(hidden, inputs["attention_mask"]))
+        finally:
+            self.relation_model.train(was_training)
+        return torch.cat(chunks) if chunks else torch.empty(0, self.config.relation_config.hidden_size)
+
+    def project_relation_states(self, states: torch.Tensor) -> torch.Tensor:
+        """H_r from relation-encoder states (`relation_proj` where the widths differ)."""
+        return self.relation_proj(states) if self.relation_proj is not None else states
+
+    def call_time_relations(self, relations: dict) -> CallTimeRelations:
+        """`relations` (see `CallTimeRelations.parse`) checked against this model, "no relation" first."""
+        if self.relation_model is None:
+            raise ValueError(
+                f"This model (head={self.config.head!r}, relation_source={self.config.relation_source!r}) has a "
+                "fixed label set: relations given at call time need the retrieval head over descriptions."
+            )
+        none_label = next((label for label in self.relation_labels if label in NONE_LABELS), None)
+        if none_label is None:
+            raise ValueError(
+                f"This model's bank has no no-relation label (one of {NONE_LABELS}): relations given at call time "
+                "replace the bank and need it to say 'no relation'."
+            )
+        return CallTimeRelations.parse(relations, none_label, self.config.relation_bank[none_label])
+
+    def get_call_time_relation_features(self, relations: CallTimeRelations) -> torch.Tensor:
+        """H_r of a call-time relation set, `(len(relations.labels), pair_embed_dim)`, computed without touching the
+        bank or the model; kept per set while in eval mode (a server answering many calls encodes each set once)."""
+        key = (relations.labels, relations.descriptions)
+        if not self.training and key in self._call_time_cache:
+            return self._call_time_cache[key]
+        states = self.encode_relation_texts(self.relation_texts(relations.bank))
+        with torch.no_grad():
+            embeds = self.project_relation_states(states)
+        if not self.training:
+            if len(self._call_time_cache) >= MAX_CACHED_RELATION_SETS:
+                self._call_time_cache.pop(next(iter(self._call_time_cache)))  # the oldest set
+            self._call_time_cache[key] = embeds
+        return embeds
 
     def get_relation_features(self) -> torch.Tensor:
         """H_r for every relation of the bank, `(num_relations, pair_embed_dim)`; cached while in eval mode."""
@@ -483,8 +634,7 @@ class ROCModel(ROCPreTrainedModel):
                 embeds = masked_mean(hidden, inputs["attention_mask"])
                 if self.config.freeze_relation_encoder:
                     self._frozen_relation_states = embeds.detach()
-            if self.relation_proj is not None:
-                embeds = self.relation_proj(embeds)
+            embeds = self.project_relation_states(embeds)
         if not self.training:
             embeds = embeds.detach()
             self._relation_cache = embeds
@@ -584,8 +734,20 @@ class ROCModel(ROCPreTrainedModel):
         caption_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        relations: dict | CallTimeRelations | None = None,
         **kwargs,
     ) -> ROCOutput | tuple:
+        r"""
+        relations (`dict` or `CallTimeRelations`, *optional*):
+            Relations for this call only, in the place of the bank: `{label: description}` or `{label:
+            {"description": ..., "threshold": ...}}`. The logits' columns are then "no relation" followed by the
+            given relations (`model.call_time_relations(relations).labels`); the model and its bank are unchanged.
+            `CallTimeRelations.decide(logits, logit_scale)` applies the thresholds. Inference only (no `labels`).
+        """
+        if relations is not None:
+            if labels is not None:
+                raise ValueError("`labels` index the bank; they cannot be combined with call-time `relations`.")
+            relations = self.call_time_relations(relations)
         pair_embeds = self.get_pair_features(
             input_ids,
             attention_mask,
@@ -603,7 +765,11 @@ class ROCModel(ROCPreTrainedModel):
             logits = self.classifier(pair_embeds)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
         else:
-            relation_embeds = self.get_relation_features().to(device=pair_embeds.device, dtype=pair_embeds.dtype)
+            if relations is not None:
+                relation_embeds = self.get_call_time_relation_features(relations)
+            else:
+                relation_embeds = self.get_relation_features()
+            relation_embeds = relation_embeds.to(device=pair_embeds.device, dtype=pair_embeds.dtype)
             logit_scale = self.get_logit_scale()
             # (batch, relations): scaled cosine similarity of every pair to every relation
             logits = logit_scale * F.normalize(pair_embeds, dim=-1) @ F.normalize(relation_embeds, dim=-1).t()
@@ -614,7 +780,7 @@ class ROCModel(ROCPreTrainedModel):
                 else:
                     loss = in_batch_contrastive_loss(pair_embeds, relation_embeds, labels, logit_scale)
             # after the loss: offsets calibrate predictions of relations added after training, they are not trained
-            if self.config.relation_score_offsets:
+            if self.config.relation_score_offsets and relations is None:
                 logits = logits + logit_scale * self._score_offsets(logits)
         output = ROCOutput(
             loss=loss, logits=logits, pair_embeds=pair_embeds, relation_embeds=relation_embeds, logit_scale=logit_scale

@@ -4,7 +4,12 @@ Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "obje
 object may be a visual object `{"box": [cx, cy, w, h], "type": "OBJECT"}` (MORE), a region of the image.
 Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first (3 by default;
 `top_k=None` returns every relation, as in text-classification), where `score` is the softmax over the relation bank
-of the scaled cosine similarities. This file is copied next to the weights.
+of the scaled cosine similarities.
+
+`relations={label: description | {"description", "threshold"}}` scores this call against the given relations (plus
+the model's "no relation") instead of the bank; the model is unchanged. Each entry then also has `similarity` (the
+cosine), and the first entry is the prediction: the best given relation if it has a threshold its similarity reaches,
+or no threshold and a score above "no relation"; else "no relation". This file is copied next to the weights.
 """
 
 from typing import Any
@@ -52,15 +57,20 @@ class ROCRelationExtractionPipeline(Pipeline):
         super().save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
-    def _sanitize_parameters(self, top_k: int | None = _UNSET, **kwargs):
+    def _sanitize_parameters(self, top_k: int | None = _UNSET, relations: dict | None = None, **kwargs):
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unknown arguments {sorted(kwargs)} (it takes `top_k`).")
-        postprocess_kwargs = {}
+            raise TypeError(
+                f"{type(self).__name__} got unknown arguments {sorted(kwargs)} (it takes `top_k` and `relations`)."
+            )
+        forward_kwargs, postprocess_kwargs = {}, {}
         if top_k is not _UNSET:
             if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
                 raise ValueError(f"`top_k` must be an integer >= 1, or None for every relation; got {top_k!r}.")
             postprocess_kwargs["top_k"] = top_k
-        return {}, {}, postprocess_kwargs
+        if relations is not None:
+            relation_set = self.model.call_time_relations(relations)  # checked once per call, not per example
+            forward_kwargs["relations"] = postprocess_kwargs["relations"] = relation_set
+        return {}, forward_kwargs, postprocess_kwargs
 
     def preprocess(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
         if not isinstance(inputs, dict) or any(key not in inputs for key in _REQUIRED_KEYS):
@@ -87,22 +97,49 @@ class ROCRelationExtractionPipeline(Pipeline):
             encoded["image"] = encoded.pop("pixel_values")
         return encoded
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _forward(self, model_inputs: dict[str, torch.Tensor], relations=None) -> dict[str, torch.Tensor]:
         if "image" in model_inputs:
             model_inputs["pixel_values"] = model_inputs.pop("image")
-        return {"logits": self.model(**model_inputs).logits}
+        if relations is None:
+            return {"logits": self.model(**model_inputs).logits}
+        outputs = self.model(**model_inputs, relations=relations)
+        # one value per example, so that batched outputs split back into examples
+        return {"logits": outputs.logits, "logit_scale": outputs.logit_scale.reshape(1).expand(len(outputs.logits))}
 
     def postprocess(
-        self, model_outputs: dict[str, torch.Tensor], top_k: int | None = DEFAULT_TOP_K
+        self, model_outputs: dict[str, torch.Tensor], top_k: int | None = DEFAULT_TOP_K, relations=None
     ) -> list[dict[str, Any]]:
-        probabilities = model_outputs["logits"][0].float().softmax(-1)
-        labels = self.model.config.relation_labels
+        logits = model_outputs["logits"][0].float()
+        probabilities = logits.softmax(-1)
+        if relations is None:
+            labels, bank = self.model.config.relation_labels, self.model.config.relation_bank
+        else:
+            labels, bank = list(relations.labels), relations.bank
         scores, indices = probabilities.topk(len(labels) if top_k is None else min(top_k, len(labels)))
-        bank = self.model.config.relation_bank
-        return [
+        ranked = [
             {"relation": labels[i], "score": score, "description": bank[labels[i]]}
             for score, i in zip(scores.tolist(), indices.tolist())
         ]
+        if relations is not None:
+            scale = model_outputs["logit_scale"].float().reshape(-1)[0]
+            similarity = (logits / scale).tolist()
+            for entry in ranked:
+                entry["similarity"] = similarity[labels.index(entry["relation"])]
+            # the prediction first: a relation given with a threshold is decided by its threshold, not by `score`
+            predicted = labels[int(relations.decide(logits[None], scale)[0])]
+            ranked.sort(key=lambda entry: entry["relation"] != predicted)
+            if ranked[0]["relation"] != predicted:  # cut off by top_k
+                i = labels.index(predicted)
+                ranked = [
+                    {
+                        "relation": predicted,
+                        "score": float(probabilities[i]),
+                        "description": bank[predicted],
+                        "similarity": similarity[i],
+                    },
+                    *ranked[:-1],
+                ]
+        return ranked
 
 
 PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ROCRelationExtractionPipeline, pt_model=AutoModel)

@@ -2,9 +2,7 @@
 
 from collections.abc import Sequence
 
-
-# Labels that mean "no relation" in the banks in use (MNRE: `None`; MORE: `none`; TACRED: `no_relation`; NYT: `NA`).
-NONE_LABELS = ("None", "none", "NA", "no_relation")
+from modeling_roc.configuration_roc import NONE_LABELS
 
 
 def find_none_label(labels: Sequence[str], none_label: str | None = None) -> str:

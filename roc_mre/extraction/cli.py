@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--top_k", type=int, help="Keep at most this many triples per post, best first (default all).")
     parser.add_argument(
+        "--relations",
+        help='JSON file {label: description} or {label: {"description": ..., "threshold": ...}}: score every '
+        "pair against these relations (plus the model's 'no relation') instead of its bank. A relation with a "
+        "threshold is predicted when it is the best given relation and its cosine similarity reaches the threshold.",
+    )
+    parser.add_argument(
         "--no_type_filter",
         action="store_true",
         help="Score every entity pair, also those whose NER types no relation accepts (by the /subj/obj/name label "
@@ -132,6 +138,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--top_k must be >= 1, got {args.top_k}.")
     if not Path(args.input).is_file():
         parser.error(f"--input {args.input} is not a file.")
+    if args.relations is not None:
+        try:
+            args.relations = json.loads(Path(args.relations).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            parser.error(f"--relations {args.relations}: not a readable JSON file ({err}).")
+        if not isinstance(args.relations, dict) or not args.relations:
+            parser.error("--relations: expected a non-empty JSON object {label: description}.")
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():
         parser.error("--output must differ from --input.")
@@ -341,6 +354,10 @@ def run(
             hf_logging.disable_progress_bar()  # the weight-loading bar too
         device = args.device or ("cpu" if args.quantize else _default_device(shard))
         extractor = _load_extractor(args, tagger, device)
+    try:  # checked against the model before any output is touched
+        relations = extractor.relation_set(getattr(args, "relations", None))
+    except ValueError as err:
+        raise SystemExit(f"error: --relations: {err}") from None
     if shard.is_main:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         if args.overwrite:
@@ -361,7 +378,7 @@ def run(
 
     def flush(out, bar) -> None:
         posts = [post for _, post, _ in pending if post is not None]
-        results = iter(extractor.extract(posts) if posts else [])
+        results = iter(extractor.extract(posts, relations=relations) if posts else [])
         for line, post, record in pending:
             if post is not None:
                 result = next(results)

@@ -44,7 +44,7 @@ from transformers import AutoModel, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from datasets_scripts import ner as entity_tagging
-from modeling_roc.modeling_roc import quantize_int8
+from modeling_roc.modeling_roc import CallTimeRelations, quantize_int8
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
@@ -172,7 +172,35 @@ def normalize_post(post: Any) -> dict:
     }
 
 
+def call_time_relation_set(model, relations: dict | None) -> "CallTimeRelations | None":
+    """`relations` given to one call, checked against `model` (see `ROCModel.call_time_relations`); None: the bank."""
+    if relations is None:
+        return None
+    if not hasattr(model, "call_time_relations"):
+        raise ValueError(
+            "This model's code predates relations given at call time: save it again with this version of "
+            "modeling_roc (or use model.set_relation_bank)."
+        )
+    return model.call_time_relations(relations)
+
+
 # ------------------------------------------------------------------------------------------------- the extractor
+@dataclass
+class PairScores:
+    """What the model said about a list of pairs: the softmax over `labels`, the decided label index of each pair,
+    and, for relations given at call time, the cosine similarities (`relations`'s thresholds apply to them)."""
+
+    labels: list[str]
+    bank: dict[str, str]
+    probabilities: torch.Tensor  # (pairs, labels)
+    predicted: torch.Tensor  # (pairs,)
+    similarity: torch.Tensor | None = None  # (pairs, labels), call-time relations only
+
+    def __getitem__(self, rows) -> "PairScores":
+        similarity = None if self.similarity is None else self.similarity[rows]
+        return PairScores(self.labels, self.bank, self.probabilities[rows], self.predicted[rows], similarity)
+
+
 @dataclass
 class PreparedPost:
     """A post after NER and pair enumeration; `error` is set (and nothing else is used) when it cannot be scored."""
@@ -288,11 +316,21 @@ class TripleExtractor:
         return self._tagger
 
     # ------------------------------------------------------------------------------------------------- stages
-    def prepare(self, posts: Sequence[Any], images: Sequence[Any] | None = None, type_filter: bool | None = None):
-        """Normalize posts, run NER once for all posts lacking entities, open images, enumerate candidate pairs.
+    def prepare(
+        self,
+        posts: Sequence[Any],
+        images: Sequence[Any] | None = None,
+        type_filter: bool | None = None,
+        relations: "CallTimeRelations | None" = None,
+    ):
+        """Normalize posts, run NER once for all posts lacking entities, open images, enumerate candidate pairs
+        (the type filter reads the labels of `relations` when given, else of the bank).
 
         Returns one `PreparedPost` per post; a bad post gets `error` set instead of failing the others.
         """
+        constraints = self.constraints
+        if relations is not None:
+            constraints = relation_type_constraints(relations.labels, relations.labels[0])
         if images is not None and len(images) != len(posts):
             raise ValueError(f"Got {len(images)} images for {len(posts)} posts (use None for no image).")
         type_filter = self.type_filter if type_filter is None else type_filter
@@ -334,8 +372,7 @@ class TripleExtractor:
             post.pairs = [
                 (i, j)
                 for i, j in candidate_pairs(post.entities)
-                if not type_filter
-                or pair_accepted(post.entities[i]["type"], post.entities[j]["type"], self.constraints)
+                if not type_filter or pair_accepted(post.entities[i]["type"], post.entities[j]["type"], constraints)
             ]
         return prepared
 
@@ -362,12 +399,23 @@ class TripleExtractor:
             logger.warning("This ROC model has no vision encoder: post images are checked to exist but not used.")
             self._warned_text_only = True
 
-    def score_pairs(self, items: Sequence[tuple[list[str], dict, dict, torch.Tensor | None]]) -> torch.Tensor:
-        """Softmax over the bank for `(tokens, subject, object, pixel_values | None)` items, `(len(items), labels)`.
+    def relation_set(self, relations: dict | None) -> "CallTimeRelations | None":
+        """`relations` of a call checked once against the model (None: the bank)."""
+        return call_time_relation_set(self.model, relations)
 
-        Items are sorted by length before batching (less padding); rows come back in the order given.
+    def score_pairs(
+        self,
+        items: Sequence[tuple[list[str], dict, dict, torch.Tensor | None]],
+        relations: "CallTimeRelations | None" = None,
+    ) -> PairScores:
+        """Scores of `(tokens, subject, object, pixel_values | None)` items against the bank, or against the
+        call-time `relations` ("no relation" first), in the order given.
+
+        Items are sorted by length before batching (less padding).
         """
-        probabilities = torch.empty(len(items), len(self.labels))
+        labels = self.labels if relations is None else list(relations.labels)
+        logits_all = torch.empty(len(items), len(labels))
+        scale = torch.tensor(1.0)
         order = sorted(range(len(items)), key=lambda k: len(items[k][0]))
         device = self.model.device
         for begin in range(0, len(order), self.batch_size):
@@ -380,9 +428,22 @@ class TripleExtractor:
                 inputs["image_mask"] = torch.tensor([p is not None for p in pixels])
             inputs = {k: v.to(device) for k, v in inputs.items()}
             with torch.inference_mode():
-                logits = self.model(**inputs).logits  # (pairs, relations)
-            probabilities[chunk] = logits.float().softmax(-1).cpu()
-        return probabilities
+                extra = {} if relations is None else {"relations": relations}
+                outputs = self.model(**inputs, **extra)
+            logits_all[chunk] = outputs.logits.float().cpu()  # (pairs, relations)
+            if outputs.logit_scale is not None:
+                scale = outputs.logit_scale.float().cpu()
+        if relations is None:
+            return PairScores(
+                self.labels, self.model.config.relation_bank, logits_all.softmax(-1), logits_all.argmax(-1)
+            )
+        return PairScores(
+            labels,
+            relations.bank,
+            logits_all.softmax(-1),
+            relations.decide(logits_all, scale),
+            logits_all / scale,
+        )
 
     def _pair_items(self, post: PreparedPost) -> list[tuple[list[str], dict, dict, torch.Tensor | None]]:
         pixels = None
@@ -394,28 +455,28 @@ class TripleExtractor:
         return [(post.tokens, post.entities[i], post.entities[j], pixels) for i, j in post.pairs]
 
     def triples(
-        self, post: PreparedPost, probabilities: torch.Tensor, min_score: float | None = None, top_k: int | None = None
+        self, post: PreparedPost, scores: PairScores, min_score: float | None = None, top_k: int | None = None
     ) -> list[dict]:
-        """Triples of one post from its pairs' probabilities `(len(post.pairs), labels)`, best score first."""
+        """Triples of one post from the scores of its pairs, best score first."""
         min_score = self.min_score if min_score is None else min_score
         top_k = self.top_k if top_k is None else top_k
-        bank = self.model.config.relation_bank
+        none_label = scores.labels[0] if scores.similarity is not None else self.none_label
         found = []
-        if len(post.pairs):
-            scores, best = probabilities.max(-1)
-            for (i, j), score, label_id in zip(post.pairs, scores.tolist(), best.tolist()):
-                label = self.labels[label_id]
-                if label == self.none_label or score < min_score:
-                    continue
-                found.append(
-                    {
-                        "subject": _span(post.tokens, post.entities[i]),
-                        "relation": label,
-                        "score": score,
-                        "description": bank[label],
-                        "object": _span(post.tokens, post.entities[j]),
-                    }
-                )
+        for row, ((i, j), label_id) in enumerate(zip(post.pairs, scores.predicted.tolist())):
+            label = scores.labels[label_id]
+            score = float(scores.probabilities[row, label_id])
+            if label == none_label or score < min_score:
+                continue
+            triple = {
+                "subject": _span(post.tokens, post.entities[i]),
+                "relation": label,
+                "score": score,
+                "description": scores.bank[label],
+                "object": _span(post.tokens, post.entities[j]),
+            }
+            if scores.similarity is not None:
+                triple["similarity"] = float(scores.similarity[row, label_id])
+            found.append(triple)
         found.sort(key=lambda triple: -triple["score"])
         return found if top_k is None else found[:top_k]
 
@@ -428,12 +489,18 @@ class TripleExtractor:
         top_k: int | None = None,
         type_filter: bool | None = None,
         return_entities: bool = False,
+        relations: dict | None = None,
     ) -> list[dict]:
         """One record per post, in order: `{"id", "triples"}` (+ `"entities"` with `return_entities`), or
-        `{"id", "error"}` for a post that could not be processed. What the CLI writes; never raises for one post."""
+        `{"id", "error"}` for a post that could not be processed. What the CLI writes; never raises for one post.
+
+        `relations` (`{label: description | {"description", "threshold"}}`): score against these relations (plus
+        "no relation") instead of the bank, for this call only (see `ROCModel.forward`).
+        """
         _check_thresholds(min_score, top_k, self.batch_size)
+        relations = self.relation_set(relations)
         start = time.perf_counter()
-        prepared = self.prepare(posts, images=images, type_filter=type_filter)
+        prepared = self.prepare(posts, images=images, type_filter=type_filter, relations=relations)
         ner_s = time.perf_counter() - start
 
         items, rows = [], {}  # rows[k]: the slice of `items` holding post k's pairs
@@ -448,13 +515,14 @@ class TripleExtractor:
                 items += post_items
         score_start = time.perf_counter()
         try:
-            probabilities = self.score_pairs(items)
+            scores = self.score_pairs(items, relations)
+            per_post = {k: scores[post_rows] for k, post_rows in rows.items()}
         except Exception:
             # one post's input broke the batch: score post by post so that only that post fails
-            probabilities = torch.zeros(len(items), len(self.labels))
+            per_post = {}
             for k, post_rows in rows.items():
                 try:
-                    probabilities[post_rows] = self.score_pairs(items[post_rows])
+                    per_post[k] = self.score_pairs(items[post_rows], relations)
                 except Exception as err:
                     prepared[k].error = f"scoring failed: {type(err).__name__}: {err}"
         score_s = time.perf_counter() - score_start
@@ -464,7 +532,7 @@ class TripleExtractor:
             if post.error is not None:
                 records.append({"id": post.id, "error": _MEMORY_ADDRESS.sub("", post.error)})
                 continue
-            record = {"id": post.id, "triples": self.triples(post, probabilities[rows[k]], min_score, top_k)}
+            record = {"id": post.id, "triples": self.triples(post, per_post[k], min_score, top_k)}
             if return_entities:
                 record["entities"] = [_span(post.tokens, e) for e in post.entities]
             records.append(record)
@@ -485,10 +553,12 @@ class TripleExtractor:
         top_k: int | None = None,
         type_filter: bool | None = None,
         batch_size: int | None = None,
+        relations: dict | None = None,
     ) -> list[dict] | list[list[dict]]:
         """Triples of one post (a string or a post dict) or of a list of posts (a list of triple lists).
 
-        Raises `ValueError` for a bad post (the CLI, built on `extract`, records the error and goes on instead).
+        `relations={label: description | {"description", "threshold"}}` replaces the bank for this call (see
+        `extract`). Raises `ValueError` for a bad post (the CLI, built on `extract`, records the error and goes on).
         """
         single = not isinstance(posts, (list, tuple))
         if single:
@@ -497,7 +567,9 @@ class TripleExtractor:
         if batch_size is not None:
             self.batch_size = int(batch_size)
         try:
-            records = self.extract(posts, images=images, min_score=min_score, top_k=top_k, type_filter=type_filter)
+            records = self.extract(
+                posts, images=images, min_score=min_score, top_k=top_k, type_filter=type_filter, relations=relations
+            )
         finally:
             self.batch_size = previous
         for k, record in enumerate(records):
@@ -553,11 +625,18 @@ class ROCTripleExtractionPipeline(Pipeline):
         min_score: float | None = None,
         top_k: int | None = None,
         type_filter: bool | None = None,
+        relations: dict | None = None,
     ):
         _check_thresholds(min_score, top_k, 1)
-        preprocess = {k: v for k, v in (("image", image), ("type_filter", type_filter)) if v is not None}
+        relations = call_time_relation_set(self.model, relations)
+        preprocess = {
+            k: v
+            for k, v in (("image", image), ("type_filter", type_filter), ("relations", relations))
+            if v is not None
+        }
+        forward = {"relations": relations} if relations is not None else {}
         postprocess = {k: v for k, v in (("min_score", min_score), ("top_k", top_k)) if v is not None}
-        return preprocess, {}, postprocess
+        return preprocess, forward, postprocess
 
     def __call__(self, inputs: Any, *args, **kwargs):
         if isinstance(inputs, (list, tuple)):
@@ -565,18 +644,20 @@ class ROCTripleExtractionPipeline(Pipeline):
             return self.extractor(list(inputs), **kwargs)
         return super().__call__(inputs, *args, **kwargs)
 
-    def preprocess(self, inputs: Any, image: Any = None, type_filter: bool | None = None) -> dict:
-        (post,) = self.extractor.prepare([inputs], images=None if image is None else [image], type_filter=type_filter)
+    def preprocess(self, inputs: Any, image: Any = None, type_filter: bool | None = None, relations=None) -> dict:
+        (post,) = self.extractor.prepare(
+            [inputs], images=None if image is None else [image], type_filter=type_filter, relations=relations
+        )
         if post.error is not None:
             raise ValueError(post.error)
         return {"post": post}
 
-    def _forward(self, model_inputs: dict) -> dict:
+    def _forward(self, model_inputs: dict, relations=None) -> dict:
         post = model_inputs["post"]
-        return {"post": post, "probabilities": self.extractor.score_pairs(self.extractor._pair_items(post))}
+        return {"post": post, "scores": self.extractor.score_pairs(self.extractor._pair_items(post), relations)}
 
     def postprocess(self, model_outputs: dict, min_score: float | None = None, top_k: int | None = None) -> list:
-        return self.extractor.triples(model_outputs["post"], model_outputs["probabilities"], min_score, top_k)
+        return self.extractor.triples(model_outputs["post"], model_outputs["scores"], min_score, top_k)
 
 
 PIPELINE_REGISTRY.register_pipeline(TRIPLE_TASK, pipeline_class=ROCTripleExtractionPipeline, pt_model=AutoModel)
@@ -585,6 +666,7 @@ __all__ = [
     "DEFAULT_IGNORED_TYPES",
     "DEFAULT_NER",
     "TRIPLE_TASK",
+    "PairScores",
     "PostError",
     "PreparedPost",
     "ROCTripleExtractionPipeline",

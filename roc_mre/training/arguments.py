@@ -11,6 +11,7 @@ import argparse
 import ast
 import importlib.util
 import json
+import math
 from functools import cache
 from pathlib import Path
 
@@ -257,6 +258,43 @@ def build_parser() -> argparse.ArgumentParser:
         "on its own, seeded per example and epoch; markers and type prompts stay), against memorising names.",
     )
     train.add_argument("--none_weight", type=float, default=1.0, help="Loss weight of examples whose gold is None.")
+    space = parser.add_argument_group(
+        "a relation space that generalizes (to relations described after training)",
+        "Each needs the pair mapped into the frozen description space: --freeze_relation_encoder and --pair_embed_dim "
+        "equal to the relation encoder's width (384 for MiniLM).",
+    )
+    space.add_argument(
+        "--negative_pool",
+        help="Relations that are not the dataset's, as extra negatives: 'wikidata' (11,665 Wikidata properties, "
+        "CC0, downloaded from GLiREL's pinned commit and sha256-checked) or a JSON file (that list's format, or "
+        "{label: description}). Identifier properties are skipped, and entries matching a relation of "
+        "--relation_bank (every relation of the file) are dropped.",
+    )
+    space.add_argument(
+        "--negatives_per_step",
+        type=non_negative_int,
+        default=256,
+        help="Pool relations drawn as extra negatives for each training step (with --negative_pool).",
+    )
+    space.add_argument(
+        "--pool_exclusion_threshold",
+        type=float,
+        default=0.45,
+        help="A pool relation whose description-encoder cosine to any relation of --relation_bank (description, "
+        "label name, or a --relation_wordings text) reaches this is taken to mean the same and dropped.",
+    )
+    space.add_argument(
+        "--relation_dropout",
+        type=float,
+        default=0.0,
+        help="Probability that a relation other than the gold ones and None leaves a training step's softmax "
+        "(a changing label set).",
+    )
+    space.add_argument(
+        "--relation_wordings",
+        help="JSON {label: text or [texts]}: more wordings of the bank's relations; every step each relation is "
+        "represented by one of its wordings (its description included), drawn at random.",
+    )
     train.add_argument("--seed", type=int, default=42, help="Seeds weights, shuffling, dropout and augmentation.")
     train.add_argument(
         "--checkpointing_steps", help="Save state every N optimizer steps, or 'epoch'.", default="epoch"
@@ -356,8 +394,21 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     ):
         parser.error(f"--checkpointing_steps must be a number >= 1 or 'epoch', got {args.checkpointing_steps!r}")
     for name in ("learning_rate", "head_learning_rate", "temperature"):
-        if not getattr(args, name) > 0:
-            parser.error(f"--{name} must be > 0, got {getattr(args, name)}")
+        if not 0 < getattr(args, name) < math.inf:
+            parser.error(f"--{name} must be a finite number > 0, got {getattr(args, name)}")
+    for name in ("none_weight", "max_grad_norm", "weight_decay"):
+        if not 0 <= getattr(args, name) < math.inf:
+            parser.error(f"--{name} must be a finite number >= 0, got {getattr(args, name)}")
+    for name in ("relation_dropout", "pool_exclusion_threshold"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            parser.error(f"--{name} must be in [0, 1), got {getattr(args, name)}")
+    if args.max_length < 8 or args.relation_max_length < 1:
+        parser.error(
+            f"--max_length must be >= 8 (markers and type prompts) and --relation_max_length >= 1, got "
+            f"{args.max_length} and {args.relation_max_length}"
+        )
+    if args.pair_embed_dim is not None and args.pair_embed_dim < 1:
+        parser.error(f"--pair_embed_dim must be >= 1, got {args.pair_embed_dim}")
     if not 0.0 <= args.warmup_ratio < 1.0:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
     args.report_to = check_report_to(args.report_to, parser)

@@ -32,6 +32,7 @@ from modeling_roc import ROCModel, ROCProcessor
 from roc_mre.labels import find_none_label
 from roc_mre.training.data_collator import ROCDataCollator, with_row_index
 from roc_mre.training.length_grouped_sampler import LengthGroupedSampler
+from roc_mre.training.relation_space import build_relation_space_loss, wants_relation_space_loss
 from roc_mre.training.reporting import (
     confusion_matrix,
     format_report,
@@ -66,6 +67,7 @@ RUN_FILE_PATTERNS = (
     "all_results.json",
     "training_args.json",
     "log_history.jsonl",
+    "relation_space.json",
     "predictions_*.jsonl",
     "per_relation_*.md",
     "per_relation_*.json",
@@ -238,7 +240,17 @@ class TrainingState:
         vars(self).update(state)
 
 
-def compute_loss(outputs, labels: torch.Tensor, args: argparse.Namespace, negative_id: int) -> torch.Tensor:
+def compute_loss(
+    outputs,
+    labels: torch.Tensor,
+    args: argparse.Namespace,
+    negative_id: int,
+    space_loss=None,
+    step: int = 0,
+    rank: int = 0,
+) -> torch.Tensor:
+    if space_loss is not None:  # pool negatives, relation dropout, wordings (roc_mre.training.relation_space)
+        return space_loss(outputs, labels, step=step, rank=rank)
     if args.none_weight == 1.0:
         return outputs.loss
     weights = torch.ones(outputs.logits.shape[1], device=outputs.logits.device)
@@ -305,7 +317,9 @@ def learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     return {group["name"]: group["lr"] for group in optimizer.param_groups}
 
 
-def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log):
+def train_one_epoch(
+    model, dataloader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log, space_loss=None
+):
     model.train()
     checkpoint_every = None if args.checkpointing_steps == "epoch" else int(args.checkpointing_steps)
     loader = dataloader
@@ -315,7 +329,15 @@ def train_one_epoch(model, dataloader, optimizer, scheduler, accelerator, args, 
         batch.pop("example_index", None)
         with accelerator.accumulate(model):
             outputs = model(**batch)
-            loss = compute_loss(outputs, batch["labels"], args, negative_id)
+            loss = compute_loss(
+                outputs, batch["labels"], args, negative_id, space_loss, state.global_step, accelerator.process_index
+            )
+            if not torch.isfinite(loss.detach()):
+                raise SystemExit(
+                    f"error: the training loss became {loss.item()} at optimizer step {state.global_step} (epoch "
+                    f"{state.epoch + 1}); stopping before the weights are saved. Lower --learning_rate or "
+                    "--head_learning_rate, or check the inputs."
+                )
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -612,6 +634,17 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if args.validation_split not in splits:
             raise ValueError(f"No {args.validation_split!r} split to select the best epoch on ({list(splits)}).")
         train_loader = loader(args.train_split, args.per_device_train_batch_size, train=True)
+        space_loss = None
+        if wants_relation_space_loss(args):
+            bank_file = load_relation_bank(args.relation_bank)
+            try:
+                space_loss, space_report = build_relation_space_loss(
+                    model, args, model.config.relation_bank, bank_file, negative_id, logger.info
+                )
+            except (ValueError, FileNotFoundError) as err:
+                raise SystemExit(f"error: {err}") from None
+            if accelerator.is_main_process:
+                (output_dir / "relation_space.json").write_text(json.dumps(space_report, indent=2), "utf-8")
         optimizer = build_optimizer(model, args)
         model, optimizer, train_loader, *prepared = accelerator.prepare(
             model, optimizer, train_loader, *eval_loaders.values()
@@ -641,7 +674,17 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             train_collator.epoch = epoch  # and the same masked mentions and dropped captions
             epoch_started = time.time()
             train_loss = train_one_epoch(
-                model, train_loader, optimizer, scheduler, accelerator, args, state, negative_id, progress, log
+                model,
+                train_loader,
+                optimizer,
+                scheduler,
+                accelerator,
+                args,
+                state,
+                negative_id,
+                progress,
+                log,
+                space_loss,
             )
             result = evaluate_split(model, eval_loaders[args.validation_split], accelerator, negative_id, "validating")
             metrics = percent_metrics(result["metrics"])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.tiny_models import TINY_BANK, tiny_bert
+from helpers.tiny_models import EXAMPLES, TINY_BANK, tiny_bert
 
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCConfig, ROCModel, bank_contrastive_loss, in_batch_contrastive_loss
 from modeling_roc.configuration_roc import resolve_encoder_path
@@ -402,3 +402,79 @@ def test_activation_checkpointing_reaches_the_sub_encoders_and_keeps_the_gradien
     for (name, a), b in zip(reference.named_parameters(), checkpointed.parameters()):
         if a.grad is not None:
             assert torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
+# ------------------------------------------------------------------------------------------ call-time relations
+FOUNDED = "The subject person founded the object organisation."
+
+
+def test_a_relation_passed_at_call_time_is_scored_and_the_model_is_unchanged(make_model, batch):
+    model = make_model().eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        before = model(**inputs).logits
+        given = model(**inputs, relations={"founded_by": FOUNDED, "/per/per/couple": TINY_BANK["/per/per/couple"]})
+        after = model(**inputs).logits
+    assert given.logits.shape == (len(EXAMPLES), 3)  # "None", then the given relations in order
+    torch.testing.assert_close(after, before)
+    assert model.config.relation_bank == TINY_BANK and model.config.relation_labels == list(TINY_BANK)
+
+    reference = make_model().eval()  # the same weights, bank swapped the old way
+    reference.set_relation_bank(
+        {"None": TINY_BANK["None"], "founded_by": FOUNDED, "/per/per/couple": TINY_BANK["/per/per/couple"]}
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(given.logits, reference(**inputs).logits)
+        # the couple column is the bank's couple column: the same description scores the same
+        torch.testing.assert_close(given.logits[:, 2], before[:, 1])
+
+
+def test_a_call_time_relation_set_is_encoded_once_in_eval_mode(make_model, batch, monkeypatch):
+    model = make_model().eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    calls = []
+    encode = model.encode_relation_texts
+    monkeypatch.setattr(model, "encode_relation_texts", lambda texts: calls.append(list(texts)) or encode(texts))
+    with torch.no_grad():
+        model(**inputs, relations={"founded_by": FOUNDED})
+        model(**inputs, relations={"founded_by": {"description": FOUNDED, "threshold": 0.2}})
+        assert len(calls) == 1, "a threshold does not change the encoded set"
+        model(**inputs, relations={"founded_by": FOUNDED + " (again)"})
+    assert len(calls) == 2 and calls[0] == [TINY_BANK["None"], FOUNDED]
+
+
+def test_a_threshold_takes_the_place_of_the_competition_with_none():
+    from modeling_roc.modeling_roc import CallTimeRelations
+
+    relations = CallTimeRelations.parse({"a": {"description": "a", "threshold": 0.3}, "b": "b"}, "None", "no relation")
+    scale = 10.0
+    cosines = torch.tensor(
+        [
+            [0.9, 0.35, 0.1],  # a is the best given relation and reaches 0.3: a, although None scores higher
+            [0.1, 0.25, 0.2],  # a is best but below its threshold: None, although a beats None
+            [0.5, 0.0, 0.4],  # b (no threshold) is best and loses to None: None
+            [0.2, 0.0, 0.4],  # b beats None: b
+        ]
+    )
+    assert relations.decide(scale * cosines, scale).tolist() == [1, 0, 0, 2]
+    assert relations.labels == ("None", "a", "b") and relations.thresholds == (None, 0.3, None)
+
+
+@pytest.mark.parametrize(
+    "relations, message",
+    [
+        ({}, "non-empty dict"),
+        ({"x": ""}, "non-empty string"),
+        ({"x": {"description": "d", "threshold": 2}}, r"in \[-1, 1\]"),
+        ({"x": {"description": "d", "treshold": 0.2}}, "unknown keys"),
+        ({"None": "nothing"}, "always included"),
+    ],
+)
+def test_bad_call_time_relations_are_one_line_errors(make_model, relations, message):
+    with pytest.raises(ValueError, match=message):
+        make_model().call_time_relations(relations)
+
+
+def test_call_time_relations_need_a_description_encoder(make_model):
+    with pytest.raises(ValueError, match="fixed label set"):
+        make_model(head="classification").call_time_relations({"founded_by": FOUNDED})

@@ -148,3 +148,17 @@ def test_an_image_given_to_a_text_only_model_is_a_warning(make_model, processor,
         logging.disable_propagation()
     assert "text-only" in caplog.text and "images given are ignored" in caplog.text
     assert with_image == text_only(EXAMPLE), "the prediction comes from the text"
+
+
+def test_relations_given_at_call_time_replace_the_bank_for_that_call_only(pipe):
+    founded = "The subject person founded the object organisation."
+    result = pipe(EXAMPLE, relations={"founded_by": founded}, top_k=None)
+    assert {r["relation"] for r in result} == {"None", "founded_by"}
+    assert all(set(r) == {"relation", "score", "description", "similarity"} for r in result)
+    assert sum(r["score"] for r in result) == pytest.approx(1.0, abs=1e-5)
+    # a threshold decides: -1 is always reached, 1 never (random weights: cosines are strictly inside)
+    assert pipe(EXAMPLE, relations={"founded_by": {"description": founded, "threshold": -1.0}})[0]["relation"] == (
+        "founded_by"
+    )
+    assert pipe(EXAMPLE, relations={"founded_by": {"description": founded, "threshold": 1.0}})[0]["relation"] == "None"
+    assert {r["relation"] for r in pipe(EXAMPLE, top_k=None)} == set(TINY_BANK), "the bank is back for the next call"

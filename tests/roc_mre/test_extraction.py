@@ -19,6 +19,7 @@ from roc_mre.extraction.cli import Shard, drop_incomplete_last_line, parse_args,
 from roc_mre.extraction.extractor import (
     TRIPLE_TASK,
     PostError,
+    ROCTripleExtractionPipeline,
     TripleExtractor,
     candidate_pairs,
     normalize_post,
@@ -137,6 +138,37 @@ def test_a_generated_post_round_trips_to_the_expected_triple(extractor):
 
     assert ("Alice", COUPLE, "Bob") in triple_keys(extractor("Alice married Bob in a small ceremony"))
     assert extractor("Alice and Google appear in the news today") == []  # best relation: None
+
+
+def test_relations_given_at_call_time_are_extracted_and_thresholds_decide(extractor):
+    bank = extractor.model.config.relation_bank
+    post = "Alice married Bob in a small ceremony"
+    weds = {"weds": bank[COUPLE]}  # the trained couple description under a new name
+    triples = extractor(post, relations=weds)
+    assert ("Alice", "weds", "Bob") in triple_keys(triples) and all("similarity" in t for t in triples)
+    assert triples == extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": -1.0}})[:2]
+    assert extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": 1.0}}) == []
+    assert COUPLE in {t["relation"] for t in extractor(post)}, "the bank is back for the next call"
+    pipe = ROCTripleExtractionPipeline(model=extractor.model, processor=extractor.processor, ner=FakeTagger())
+    assert triple_keys(pipe(post, relations=weds)) == triple_keys(triples)
+    assert triple_keys(pipe([post], relations=weds)[0]) == triple_keys(triples)
+
+
+def test_cli_reads_relations_from_a_file(extractor, tmp_path):
+    bank = extractor.model.config.relation_bank
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": 1, "text": "Alice married Bob in a small ceremony"}) + "\n")
+    (tmp_path / "relations.json").write_text(json.dumps({"weds": {"description": bank[COUPLE], "threshold": -1}}))
+    args = parse_args(
+        ["--model", "unused", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
+         "--relations", str(tmp_path / "relations.json"), "--no_progress"]
+    )  # fmt: skip
+    run(args, extractor=extractor)
+    (record,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {t["relation"] for t in record["triples"]} == {"weds"}
+    (tmp_path / "bad.json").write_text(json.dumps({"None": "x"}))
+    args.relations, args.overwrite = {"None": "x"}, True
+    with pytest.raises(SystemExit, match="error: --relations: .*always included"):
+        run(args, extractor=extractor)
 
 
 def test_thresholds_and_the_type_filter(extractor):
