@@ -66,6 +66,10 @@ WORDINGS = ("description", "paraphrase", "label_name")
 # 0 to 0.6: on MNRE with MiniLM, seen-relation F1 is near 0 by 0.5 (unseen_relations_minilm_2ep_fewshot_offsets.png)
 OFFSETS = tuple(round(0.025 * i, 3) for i in range(25))
 CALIBRATION_CRITERIA = ("all_f1", "unseen_f1")
+# Decision rules besides the plain argmax, evaluated on the same scores (see `calibrated_scores`).
+CALIBRATION_RULES = ("standardized", "aligned_new")
+# Unlabelled training pairs whose scores give each relation's score statistics for `CALIBRATION_RULES`.
+REFERENCE_PAIRS = 1000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -233,8 +237,10 @@ def fold_metrics(
     predictions = [max(range(len(row)), key=row.__getitem__) for row in scores]
     overall = relation_extraction_scores(predictions, references, negative_label=none_id)
     unseen_scores = subset_scores(predictions, references, unseen)
+    seen_f1 = subset_scores(predictions, references, seen)["f1"]
     return {
-        "seen_f1": subset_scores(predictions, references, seen)["f1"],
+        "seen_f1": seen_f1,
+        "harmonic_mean": harmonic_mean(seen_f1, unseen_scores["f1"]),
         "unseen": {**unseen_scores, "accuracy": unseen_scores["recall"]},
         "unseen_outcomes": unseen_outcomes(predictions, references, unseen, none_id),
         "unseen_ranking": unseen_ranking(scores, references, unseen, none_id),
@@ -247,6 +253,53 @@ def fold_metrics(
             "weighted_f1": round(100 * overall["weighted_f1"], 2),
         },
     }
+
+
+def harmonic_mean(seen_f1: float, unseen_f1: float) -> float:
+    """H of seen and unseen F1, the generalized zero-shot summary: high only when both are."""
+    return round(2 * seen_f1 * unseen_f1 / (seen_f1 + unseen_f1), 2) if seen_f1 + unseen_f1 else 0.0
+
+
+def column_statistics(reference_scores: list[list[float]]) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of every relation's score over reference pairs (unlabelled training pairs)."""
+    columns = list(zip(*reference_scores))
+    return [statistics.fmean(c) for c in columns], [statistics.pstdev(c) or 1.0 for c in columns]
+
+
+def calibrated_scores(
+    scores: list[list[float]],
+    reference_scores: list[list[float]],
+    label_names: list[str],
+    held_out: list[str],
+    rule: str,
+) -> list[list[float]]:
+    """`scores` under a decision rule that needs no tuning (`CALIBRATION_RULES`), from statistics of the scores of
+    unlabelled training pairs (no held-out relation among them):
+
+    - `standardized`: every relation's score as a z-score over the reference pairs (all relations alike);
+    - `aligned_new`: the relations added after training keep their z-score but on the scale of the trained
+      relations (the mean over the trained non-None relations of their reference mean and deviation); the trained
+      relations and None are left as they are.
+    """
+    from roc_mre.labels import find_none_label
+
+    means, deviations = column_statistics(reference_scores)
+    if rule == "standardized":
+        return [[(v - m) / d for v, m, d in zip(row, means, deviations)] for row in scores]
+    if rule != "aligned_new":
+        raise ValueError(f"rule must be one of {CALIBRATION_RULES}, got {rule!r}")
+    none_id = label_names.index(find_none_label(label_names))
+    new = {label_names.index(label) for label in held_out}
+    trained = [j for j in range(len(label_names)) if j not in new and j != none_id]
+    mean_trained = statistics.fmean(means[j] for j in trained)
+    deviation_trained = statistics.fmean(deviations[j] for j in trained)
+    return [
+        [
+            mean_trained + deviation_trained * (v - means[j]) / deviations[j] if j in new else v
+            for j, v in enumerate(row)
+        ]
+        for row in scores
+    ]
 
 
 def offset_sweep(
@@ -353,23 +406,31 @@ def predict(model, processor, split: datasets.Dataset, batch_size: int, use_capt
 
 
 def evaluate_run(
-    run_dir: Path, validation: datasets.Dataset, banks: dict[str, dict], batch_size: int, use_captions: bool
-) -> tuple[dict[str, list[list[float]]], float]:
-    """Scores of the run's saved model on `validation` under each bank (columns in the dataset's label order), and
-    the model's 1/τ (what turns a cosine offset into a logit offset)."""
+    run_dir: Path,
+    validation: datasets.Dataset,
+    banks: dict[str, dict],
+    batch_size: int,
+    use_captions: bool,
+    reference: datasets.Dataset | None = None,
+) -> tuple[dict[str, list[list[float]]], float, dict[str, list[list[float]]]]:
+    """Scores of the run's saved model on `validation` under each bank (columns in the dataset's label order), the
+    model's 1/τ (what turns a cosine offset into a logit offset), and the scores of the `reference` pairs under each
+    bank (for `calibrated_scores`; empty without `reference`)."""
     import torch
 
     from modeling_roc import ROCModel, ROCProcessor
 
     model = ROCModel.from_pretrained(run_dir)
     processor = ROCProcessor.from_pretrained(run_dir)
-    out = {}
+    out, reference_out = {}, {}
     for wording, bank in banks.items():
         model.set_relation_bank(bank)
         out[wording] = predict(model, processor, validation, batch_size, use_captions)
+        if reference is not None:
+            reference_out[wording] = predict(model, processor, reference, batch_size, use_captions)
     with torch.no_grad():
         logit_scale = float(model.get_logit_scale())
-    return out, logit_scale
+    return out, logit_scale, reference_out
 
 
 # ----------------------------------------------------------------------------------------------------------- runs
@@ -412,6 +473,7 @@ def summarize(folds: list[dict]) -> dict:
             key = f"shots{shots}/{wording}"
             summary[key] = {
                 "seen_f1": spread([r["wordings"][wording]["seen_f1"] for r in rows]),
+                "harmonic_mean": spread([r["wordings"][wording]["harmonic_mean"] for r in rows]),
                 "unseen_f1": spread([r["wordings"][wording]["unseen"]["f1"] for r in rows]),
                 "unseen_accuracy": spread([r["wordings"][wording]["unseen"]["accuracy"] for r in rows]),
                 "unseen_predicted_none": spread([r["wordings"][wording]["unseen_outcomes"]["none"] for r in rows]),
@@ -424,6 +486,14 @@ def summarize(folds: list[dict]) -> dict:
                 "all_f1": spread([r["wordings"][wording]["all"]["f1"] for r in rows]),
                 "folds": len(rows),
             }
+            if all("rules" in r["wordings"][wording] for r in rows):
+                summary[key]["rules"] = {
+                    rule: {
+                        metric: spread([pick(r["wordings"][wording]["rules"][rule]) for r in rows])
+                        for metric, pick in RULE_SUMMARY.items()
+                    }
+                    for rule in CALIBRATION_RULES
+                }
             calibrated = {c: cross_fold_offsets(rows, wording, c) for c in CALIBRATION_CRITERIA}
             if all(calibrated.values()):
                 summary[key]["offset_chosen_on_other_folds"] = calibrated
@@ -437,6 +507,16 @@ def summarize(folds: list[dict]) -> dict:
             "folds": len(ceilings),
         }
     return summary
+
+
+RULE_SUMMARY = {
+    "seen_f1": lambda m: m["seen_f1"],
+    "unseen_f1": lambda m: m["unseen"]["f1"],
+    "harmonic_mean": lambda m: m["harmonic_mean"],
+    "unseen_predicted_none": lambda m: m["unseen_outcomes"]["none"],
+    "among_unseen_accuracy": lambda m: m["unseen_ranking"]["among_unseen_accuracy"],
+    "all_f1": lambda m: m["all"]["f1"],
+}
 
 
 def plot(record: dict, path: Path) -> None:
@@ -557,8 +637,13 @@ def main(argv: list[str] | None = None) -> dict:
             if not (run_dir / "all_results.json").is_file():
                 write_parquet_folder(fold_data, run_dir / "data")
             train(args.train_args, run_dir / "data", run_dir / "model")
-            scores, logit_scale = evaluate_run(
-                run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions
+            train_rows = fold_data[recipe.train_split]
+            reference = train_rows.shuffle(seed=recipe.seed).select(range(min(REFERENCE_PAIRS, len(train_rows))))
+            if shots:  # only pairs of trained relations: the statistics know nothing of the held-out ones
+                seen_ids = {i for i, name in enumerate(label_names) if name not in held_out}
+                reference = reference.select([i for i, r in enumerate(reference["relation"]) if r in seen_ids])
+            scores, logit_scale, reference_scores = evaluate_run(
+                run_dir / "model", validation, banks, args.eval_batch_size, recipe.use_captions, reference
             )
             trained = json.loads((run_dir / "model" / "all_results.json").read_text(encoding="utf-8"))
             row = {
@@ -574,10 +659,20 @@ def main(argv: list[str] | None = None) -> dict:
                 "selection_f1_seen_validation": trained["metrics"]["f1"],
                 "train_wall_time_s": trained["wall_time_s"],  # train.py's own, whether trained now or collected
                 "logit_scale": round(logit_scale, 4),
+                "reference_pairs": len(reference),
                 "wordings": {
                     w: {
                         **fold_metrics(p, references, label_names, held_out),
                         "offset_sweep": offset_sweep(p, references, label_names, held_out, logit_scale),
+                        "rules": {
+                            rule: fold_metrics(
+                                calibrated_scores(p, reference_scores[w], label_names, held_out, rule),
+                                references,
+                                label_names,
+                                held_out,
+                            )
+                            for rule in CALIBRATION_RULES
+                        },
                     }
                     for w, p in scores.items()
                 },
@@ -587,7 +682,12 @@ def main(argv: list[str] | None = None) -> dict:
                 row["ceiling"] = fold_metrics(ceiling_scores, references, label_names, held_out)
             folds.append(row)
             unseen = {w: m["unseen"]["f1"] for w, m in row["wordings"].items()}
-            print(f"fold {fold} shots {shots} held out {held_out}: unseen F1 {unseen}", flush=True)
+            ruled = {
+                (w, rule): (r["seen_f1"], r["unseen"]["f1"])
+                for w, m in row["wordings"].items()
+                for rule, r in m["rules"].items()
+            }
+            print(f"fold {fold} shots {shots} held out {held_out}: unseen F1 {unseen}; (seen, unseen) {ruled}")
 
     record = {
         "benchmark": f"unseen_relations_{args.name}",

@@ -221,6 +221,9 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
     assert sweep[-1]["unseen_recall"] >= sweep[0]["unseen_recall"]  # raising new relations only finds more of them
     assert (tmp_path / "results" / "unseen_relations_tiny_offsets.png").stat().st_size > 0
     assert "offset_chosen_on_other_folds" not in record["summary"]["shots0/description"]  # one fold: none to choose on
+    assert set(row["wordings"]["description"]["rules"]) == set(ur.CALIBRATION_RULES)
+    assert row["reference_pairs"] == min(ur.REFERENCE_PAIRS, row["data"]["train_examples"])
+    assert set(record["summary"]["shots0/description"]["rules"]["aligned_new"]) == set(ur.RULE_SUMMARY)
 
     # Called again, the finished runs are collected, not retrained.
     stamp = (run / "model" / "all_results.json").stat().st_mtime_ns
@@ -251,3 +254,24 @@ def test_a_label_name_recipe_is_reported_under_the_one_wording_it_reads(tmp_path
     assert config["relation_source"] == "label_name"
     assert (results / "unseen_relations_names.png").stat().st_size > 0
     assert (results / "unseen_relations_names_offsets.png").stat().st_size > 0
+
+
+def test_harmonic_mean_is_high_only_when_seen_and_unseen_both_are():
+    assert ur.harmonic_mean(60.0, 0.0) == 0.0 and ur.harmonic_mean(0.0, 0.0) == 0.0
+    assert ur.harmonic_mean(60.0, 40.0) == 48.0 and ur.harmonic_mean(50.0, 50.0) == 50.0
+
+
+def test_aligned_new_moves_only_the_new_relations_onto_the_trained_relations_scale():
+    names = ["None", "a", "b", "new"]
+    # reference pairs: trained relations score around 5 with spread 1, the new one around 1 with spread 0.5
+    reference = [[4.0, 4.0, 4.0, 0.5], [6.0, 6.0, 6.0, 1.5]]
+    scores = [[5.0, 5.5, 4.0, 1.5], [5.0, 4.0, 4.0, 0.5]]
+    aligned = ur.calibrated_scores(scores, reference, names, ["new"], "aligned_new")
+    assert [row[:3] for row in aligned] == [row[:3] for row in scores], "trained relations and None untouched"
+    assert [row[3] for row in aligned] == [6.0, 4.0]  # one deviation above its own mean -> above the trained mean
+    standardized = ur.calibrated_scores(scores, reference, names, ["new"], "standardized")
+    assert standardized[0] == [0.0, 0.5, -1.0, 1.0]
+    metrics = ur.fold_metrics(aligned, [3, 0], names, ["new"])
+    assert metrics["unseen"]["f1"] == 100.0 and ur.fold_metrics(scores, [3, 0], names, ["new"])["unseen"]["f1"] == 0
+    with pytest.raises(ValueError, match="rule must be one of"):
+        ur.calibrated_scores(scores, reference, names, ["new"], "magic")
