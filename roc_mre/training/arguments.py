@@ -386,7 +386,14 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     if not args.output_dir:
         if args.do_train:
             parser.error("--output_dir is required for training")
-        args.output_dir = str(Path(args.model_name_or_path) / f"eval_{args.eval_split}")
+        model = Path(args.model_name_or_path)
+        # beside a local model; for a Hub id a flat name, never a folder named like the id, which would then shadow
+        # the Hub repository for every later load from this folder
+        args.output_dir = str(
+            model / f"eval_{args.eval_split}"
+            if model.is_dir()
+            else f"eval_{args.eval_split}-{args.model_name_or_path.replace('/', '--')}"
+        )
     if args.use_images and not (args.vision_encoder or args.model_name_or_path):
         parser.error("--use_images needs --vision_encoder (a timm model name)")
     if args.checkpointing_steps != "epoch" and not (

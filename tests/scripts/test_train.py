@@ -329,6 +329,16 @@ def test_training_into_a_finished_run_folder_is_refused_unless_told(trained_run,
         ("--gradient_accumulation_steps", "0"),
         ("--checkpointing_steps", "0"),
         ("--learning_rate", "0"),
+        ("--learning_rate", "inf"),
+        ("--head_learning_rate", "nan"),
+        ("--none_weight", "nan"),
+        ("--none_weight", "-1"),
+        ("--max_grad_norm", "nan"),
+        ("--temperature", "inf"),
+        ("--max_length", "0"),
+        ("--pair_embed_dim", "-3"),
+        ("--pair_embed_dim", "0"),
+        ("--relation_dropout", "1"),
     ],
 )
 def test_non_positive_counts_are_refused_at_parse_time(flag, value, capsys):
@@ -511,3 +521,102 @@ def test_help_and_a_bad_flag_answer_before_torch_is_imported(argv):
     assert done.stdout.splitlines()[-2] == ("exit 0" if argv == ["--help"] else "exit 2")
     if argv == ["--help"]:
         assert "--relation_source {description,label_name,learned}" in done.stdout
+
+
+# ------------------------------------------------------------------------------------------- what a run may touch
+def _args(*argv: str):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    return parse_args(["--dataset_name_or_path", "d", *argv])
+
+
+def _refusal(args, capsys) -> str:
+    from roc_mre.training.loop import check_output_dir
+
+    with pytest.raises(SystemExit) as stopped:
+        check_output_dir(args)
+    assert stopped.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_only_a_marked_run_folder_is_replaced_or_resumed(trained_run, inputs, tmp_path, capsys):
+    import shutil
+
+    from roc_mre.training.loop import RUN_MARKER
+
+    # another tool's folder with a training_args.json of its own: neither replaced nor resumed into
+    other = tmp_path / "other-tool"
+    other.mkdir()
+    (other / "training_args.json").write_text("{}")
+    (other / "model.safetensors").write_bytes(b"theirs")
+    assert "holds no .roc_training_run.json" in _refusal(
+        _args("--output_dir", str(other), "--overwrite_output_dir"), capsys
+    )
+    err = _refusal(_args("--output_dir", str(other), "--resume_from_checkpoint", "latest"), capsys)
+    assert "is not a run folder of train.py" in err
+    assert (other / "training_args.json").read_text() == "{}" and (
+        other / "model.safetensors"
+    ).read_bytes() == b"theirs"
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert (run / RUN_MARKER).is_file()
+    same = [*_train_args(inputs, run, "--num_train_epochs", "2"), "--resume_from_checkpoint", "latest"]
+    from roc_mre.training.loop import check_output_dir
+
+    check_output_dir(_args(*same, "--logging_steps", "5"))  # the recorded flags (and another --logging_steps) resume
+    err = _refusal(_args(*same, "--learning_rate", "0.01", "--warmup_ratio", "0.3"), capsys)
+    assert "--learning_rate 0.001 -> 0.01" in err and "--warmup_ratio 0.1 -> 0.3" in err, err
+
+
+def test_evaluation_only_never_writes_into_a_run_folder_or_a_folder_named_like_a_hub_id(trained_run, capsys):
+    err = _refusal(_args("--do_eval", "--model_name_or_path", "x", "--output_dir", str(trained_run)), capsys)
+    assert "never writes into a run folder" in err
+    args = _args("--do_eval", "--model_name_or_path", "org/name")
+    assert args.output_dir == "eval_validation-org--name"
+    assert _args("--do_eval", "--model_name_or_path", str(trained_run)).output_dir == str(
+        trained_run / "eval_validation"
+    )
+
+
+def test_a_failed_start_leaves_the_old_run_and_writes_nothing(trained_run, inputs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    args = _train_args(inputs, run, "--overwrite_output_dir")
+    args[args.index("--dataset_name_or_path") + 1] = str(tmp_path / "no-such-dataset")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *args], capture_output=True, text=True)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --dataset_name_or_path") and "python -m datasets_scripts.build" in last, last
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before, "the old run is intact"
+
+    fresh = _train_args(inputs, tmp_path / "fresh")
+    fresh[fresh.index("--dataset_name_or_path") + 1] = str(tmp_path / "no-such-dataset")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *fresh], capture_output=True, text=True)
+    assert done.returncode != 0 and not (tmp_path / "fresh").exists(), "nothing left to refuse the corrected command"
+
+
+def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
+    from roc_mre.training.loop import LOCK_FILE, OutputLock
+
+    (tmp_path / LOCK_FILE).write_text(f"{os.getppid()}\n")  # a live process holds it
+    with pytest.raises(SystemExit, match=f"another train.py \\(pid {os.getppid()}\\) is writing"):
+        OutputLock(tmp_path).acquire()
+    (tmp_path / LOCK_FILE).write_text("999999999\n")  # a dead one left it
+    lock = OutputLock(tmp_path)
+    lock.acquire()
+    assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+    lock.release()
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_loss_that_becomes_non_finite_stops_the_run_before_weights_are_saved(inputs, tmp_path):
+    args = _train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--learning_rate", "1e30")
+    args += ["--head_learning_rate", "1e30", "--max_grad_norm", "0"]
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *args], capture_output=True, text=True)
+    assert done.returncode != 0 and "the training loss became" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
