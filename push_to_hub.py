@@ -239,6 +239,7 @@ def load_run(model_dir: Path) -> dict:
         raise SystemExit(f"{model_dir}/config.json registers no {TASK!r} pipeline (custom_pipelines).")
     if not ((model_dir / "model.safetensors").is_file() or (model_dir / "model.safetensors.index.json").is_file()):
         raise SystemExit(f"{model_dir} has no model.safetensors (only safetensors weights are published).")
+    check_finite_weights(model_dir)
     eval_results = read_json(model_dir / "eval_results.json")
     if not eval_results.get("splits") or eval_results.get("split") not in eval_results["splits"]:
         raise SystemExit(f"{model_dir}/eval_results.json has no per-split metrics (was the run finished?).")
@@ -253,6 +254,23 @@ def load_run(model_dir: Path) -> dict:
         "processor_config": processor_config,
         "code": code_files(model_dir, [config, processor_config, tokenizer_config]),
     }
+
+
+def check_finite_weights(model_dir: Path) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run): they load, verify and predict one label forever."""
+    import torch
+    from safetensors import safe_open
+
+    shards = sorted(model_dir.glob("model*.safetensors"))
+    for shard in shards:
+        with safe_open(str(shard), framework="pt") as weights:
+            for name in weights.keys():
+                tensor = weights.get_tensor(name)
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                    raise SystemExit(
+                        f"Refusing to push {model_dir}: {shard.name} holds non-finite values (NaN or infinity) in "
+                        f"{name}; the run diverged. Retrain with a lower learning rate."
+                    )
 
 
 def model_files(model_dir: Path, code: list[str], splits: list[str]) -> list[str]:

@@ -329,6 +329,9 @@ class ROCModel(ROCPreTrainedModel):
         self._call_time_cache = {}  # relation sets given at call time -> their H_r, valid only in eval mode
         self.post_init()
         self.train(self.training)  # applies the frozen relation encoder's eval mode
+        # `pipeline("multimodal-relation-extraction", model=<this model>)` needs the task registered in this process,
+        # also when the model came from remote code that never imported the pipeline module
+        from . import pipeline_roc  # noqa: F401
 
     # ----------------------------------------------------------------------------------------------- construction
     @staticmethod
@@ -703,7 +706,9 @@ class ROCModel(ROCPreTrainedModel):
         return self.pair_activation(self.pair_proj(pooled))
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        features = self.vision_model.forward_features(pixel_values)
+        # the processor gives float32 pixels; a bf16 / fp16 vision tower needs its own dtype (as HF vision models cast)
+        dtype = next(self.vision_model.parameters()).dtype
+        features = self.vision_model.forward_features(pixel_values.to(dtype))
         if features.dim() == 4:  # CNN feature map (batch, channels, h, w) -> (batch, h*w, channels)
             features = features.flatten(2).transpose(1, 2)
         return features

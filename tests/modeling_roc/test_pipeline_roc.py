@@ -35,9 +35,12 @@ inputs = processor(example["tokens"], example["subject"], example["object"], ima
 with torch.no_grad():
     logits = model(**inputs).logits
 pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1)
+# a model and processor already loaded (remote code that never imported the pipeline module) work too
+loaded = pipeline("multimodal-relation-extraction", model=model, processor=processor, device=-1)
 print(json.dumps({
     "config_class": type(config).__name__, "model_module": type(model).__module__,
     "logits": logits.tolist(), "pipeline": pipe(example, top_k=2), "labels": model.config.relation_labels,
+    "loaded_pipeline": loaded(example, top_k=2),
 }))
 """
 
@@ -110,6 +113,7 @@ def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
     in_process = pipe(EXAMPLE, top_k=2)
     assert [r["relation"] for r in reloaded["pipeline"]] == [r["relation"] for r in in_process]
     assert [r["score"] for r in reloaded["pipeline"]] == pytest.approx([r["score"] for r in in_process], abs=1e-6)
+    assert [r["relation"] for r in reloaded["loaded_pipeline"]] == [r["relation"] for r in in_process]
 
 
 def test_top_k_none_returns_every_relation_and_bad_values_are_refused(pipe):
@@ -162,3 +166,14 @@ def test_relations_given_at_call_time_replace_the_bank_for_that_call_only(pipe):
     )
     assert pipe(EXAMPLE, relations={"founded_by": {"description": founded, "threshold": 1.0}})[0]["relation"] == "None"
     assert {r["relation"] for r in pipe(EXAMPLE, top_k=None)} == set(TINY_BANK), "the bank is back for the next call"
+
+
+def test_a_bf16_model_with_images_casts_the_pixels_to_its_own_dtype(make_model, processor):
+    from PIL import Image
+
+    model = make_model().eval().to(torch.bfloat16)
+    inputs = processor(EXAMPLE["tokens"], EXAMPLE["subject"], EXAMPLE["object"], images=Image.new("RGB", (8, 8)))
+    assert inputs["pixel_values"].dtype == torch.float32
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()

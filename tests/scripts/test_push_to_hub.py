@@ -607,3 +607,21 @@ def test_a_re_push_deletes_only_the_managed_files_the_new_folder_no_longer_has(t
     (commit,) = hub.commits
     assert sorted(commit.deleted) == ["confusion_matrix_dev.png", "per_relation_dev.md"], "upload_folder's delete"
     assert "config.json" in commit.files, "a file uploaded again is replaced, not deleted"
+
+
+@pytest.mark.slow
+def test_non_finite_weights_are_never_published(trained_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    weights = load_file(run / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, run / "model.safetensors", metadata={"format": "pt"})
+    done = _push(
+        ["--model_dir", str(run), "--repo_id", MODEL_REPO, "--dry_run", "--staging_dir", str(tmp_path / "staged")],
+        _env(tmp_path, HF_HUB_OFFLINE="1"),
+    )
+    assert done.returncode != 0 and "holds non-finite values" in done.stderr and name in done.stderr
+    assert not (tmp_path / "staged").exists()
