@@ -310,27 +310,50 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
-def merge_parts(output: Path, parts: list[Path]) -> None:
-    """Merge `output` (if any) and `parts`, each in line order, into `output` by line number; then remove the parts.
+def _records(path: Path):
+    """`(line, raw)` of every output record of `path`, in line order: a line that is not a record (tampered, or
+    half-written by a killed process) is named and skipped (its input line has no record, so the run redid it); a
+    file out of line order (edited, or concatenated) is sorted first."""
+    records, ordered, previous = [], True, 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = int(json.loads(raw)["line"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning(f"{path}:{number}: not an output record, left out of the merged output.")
+                continue
+            ordered &= line >= previous
+            previous = line
+            records.append((line, raw if raw.endswith(b"\n") else raw + b"\n"))
+    return iter(records if ordered else sorted(records, key=lambda item: item[0]))
 
-    Written to a temporary file first and moved over `output` in one step: a failure leaves the old files as they
-    were, so the same command can be run again.
+
+def merge_parts(output: Path, parts: list[Path]) -> int:
+    """Merge `output` (if any) and `parts` into `output` by line number, one record per line; then remove the parts.
+    Returns the number of records written.
+
+    Parts of any process count are merged (a run resumed with another number of processes leaves the old ones); a
+    line with records in two files keeps the first (the output's, then the parts' in name order), and the other is
+    named. Written to a temporary file first and moved over `output` in one step: a failure leaves the old files as
+    they were, so the same command can be run again.
     """
-
-    def records(path: Path):
-        with open(path, "rb") as f:
-            for raw in f:
-                if raw.strip():
-                    yield json.loads(raw)["line"], raw
-
     sources = [p for p in [output, *parts] if p.exists()]
     merged = output.with_name(f".{output.name}.merging")
+    written, last = 0, None
+    streams = [((line, k, raw) for line, raw in _records(path)) for k, path in enumerate(sources)]
     with open(merged, "wb") as out:
-        for _, raw in heapq.merge(*(records(p) for p in sources), key=lambda item: item[0]):
+        for line, k, raw in heapq.merge(*streams):
+            if line == last:
+                logger.warning(f"{sources[k]}: a second record of input line {line}, left out of the merged output.")
+                continue
             out.write(raw)
+            written, last = written + 1, line
     os.replace(merged, output)
     for part in parts:
-        part.unlink()
+        part.unlink(missing_ok=True)
+    return written
 
 
 # ------------------------------------------------------------------------------------------------------- the run
@@ -441,10 +464,17 @@ def run(
     counts["error_lines"] = error_lines
     if shard.world > 1:
         counts = _merge_counts(shard, counts)
-        shard.wait()
-        if shard.is_main:
-            merge_parts(output_path, [shard.part(output_path, rank) for rank in range(shard.world)])
-        shard.wait()
+    shard.wait()
+    if shard.is_main:
+        parts = part_files(output_path)  # this run's, and any left by a run with another process count
+        written = merge_parts(output_path, parts) if parts else len(read_done(output_path))
+        expected = counts["lines"] - counts["blank"]
+        if written != expected:
+            raise SystemExit(
+                f"error: {output_path} holds records of {written} of the {expected} non-blank input lines; run the "
+                "same command again to complete it (lines with a record are skipped)."
+            )
+    shard.wait()
     return counts
 
 

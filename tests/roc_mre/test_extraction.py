@@ -533,3 +533,44 @@ def test_error_reasons_carry_no_memory_address(extractor, monkeypatch):
     monkeypatch.setattr(extractor, "_pair_items", broken)
     (record,) = extractor.extract([{"id": 3, "text": "Bob joined Google"}])
     assert record["id"] == 3 and "cannot handle <object object>" in record["error"] and " at 0x" not in record["error"]
+
+
+def test_parts_of_another_process_count_and_tampered_parts_merge_into_a_complete_ordered_output(extractor, tmp_path):
+    posts = ["Alice married Bob in a small ceremony", "Carol joined NASA as an engineer", "Bob joined Google"] * 2
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": k, "text": text}) + "\n" for k, text in enumerate(posts)))
+
+    def cli(output):
+        return parse_args(["--model", "unused", "--input", str(source), "--output", str(output), "--no_progress"])
+
+    run(cli(tmp_path / "reference.jsonl"), extractor=extractor)
+    records = (tmp_path / "reference.jsonl").read_text().splitlines(keepends=True)
+    assert len(records) == 6
+    output = tmp_path / "out.jsonl"
+    # a 2-process run stopped early, then a hand edit: rank 1's part out of order, with a garbage line and a second
+    # record of line 1 (rank 0's); nothing yet of lines 5 and 6
+    (tmp_path / "out.jsonl.part-00000-of-00002").write_text(records[0] + records[2])
+    (tmp_path / "out.jsonl.part-00001-of-00002").write_text(records[3] + "{garbage\n" + records[1] + records[0])
+    counts = run(cli(output), extractor=extractor)  # resumed with one process
+    assert counts["resumed"] == 4 and counts["extracted"] == 2
+    merged = [json.loads(line) for line in output.read_text().splitlines()]
+    expected = [json.loads(line) for line in records]
+    assert merged[:4] == expected[:4], "the records kept from the parts, each once, in order"
+    # lines 5 and 6 scored again, in another batch: the same triples (scores equal up to batching noise)
+    assert [(r["line"], triple_keys(r["triples"])) for r in merged] == [
+        (r["line"], triple_keys(r["triples"])) for r in expected
+    ]
+    assert not list(tmp_path.glob("out.jsonl.part-*")), "the foreign parts were merged, not left behind"
+
+
+def test_an_output_left_incomplete_is_an_error_not_exit_0(extractor, tmp_path, monkeypatch):
+    from roc_mre.extraction import cli as cli_module
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": k, "text": "Alice married Bob"}) + "\n" for k in range(3)))
+    args = parse_args(
+        ["--model", "unused", "--input", str(source), "--output", str(tmp_path / "o.jsonl"), "--no_progress"]
+    )
+    monkeypatch.setattr(cli_module, "read_done", lambda *paths: {})  # as if the records never reached the disk
+    with pytest.raises(SystemExit, match="holds records of 0 of the 3 non-blank input lines"):
+        run(args, extractor=extractor)
