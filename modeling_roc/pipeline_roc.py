@@ -1,7 +1,8 @@
 """`pipeline("multimodal-relation-extraction", model=..., trust_remote_code=True)` for ROC models.
 
-Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional}`; the
-object may be a visual object `{"box": [cx, cy, w, h], "type": "OBJECT"}` (MORE), a region of the image.
+Input per example: `{"tokens": [...], "subject": {"start", "end", "type"}, "object": {...}, "image": optional,
+"caption": optional}` (`caption`: a text describing the image, for a model trained with captions); the object may
+be a visual object `{"box": [cx, cy, w, h], "type": "OBJECT"}` (MORE), a region of the image.
 Output per example: the `top_k` relations `[{"relation", "score", "description"}, ...]`, best first (3 by default;
 `top_k=None` returns every relation, as in text-classification), where `score` is the softmax over the relation bank
 of the scaled cosine similarities.
@@ -75,7 +76,8 @@ class ROCRelationExtractionPipeline(Pipeline):
     def preprocess(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
         if not isinstance(inputs, dict) or any(key not in inputs for key in _REQUIRED_KEYS):
             raise ValueError(
-                f"Each input must be a dict with keys {_REQUIRED_KEYS} (and optionally 'image'), got {inputs!r}."
+                f"Each input must be a dict with keys {_REQUIRED_KEYS} (and optionally 'image' and 'caption'), got "
+                f"{inputs!r}."
             )
         image = inputs.get("image")
         has_vision = getattr(self.model, "vision_model", None) is not None
@@ -84,8 +86,19 @@ class ROCRelationExtractionPipeline(Pipeline):
                 "This ROC model is text-only (no vision encoder): the images given are ignored and relations are "
                 "predicted from the text."
             )
+        caption = inputs.get("caption")
+        if caption is not None and not isinstance(caption, str):
+            raise ValueError(
+                f"'caption' must be a string (a text describing the image), got {type(caption).__name__}."
+            )
+        # in "tokens" mode every example carries caption inputs (None: masked), so that examples batch together
+        with_caption = caption is not None or self.processor.caption_mode == "tokens"
         encoded = self.processor(
-            inputs["tokens"], inputs["subject"], inputs["object"], images=image if has_vision else None
+            inputs["tokens"],
+            inputs["subject"],
+            inputs["object"],
+            images=image if has_vision else None,
+            captions=[caption] if with_caption else None,
         )
         if has_vision and "pixel_values" not in encoded:
             # keep every example's keys identical so that examples can be batched together

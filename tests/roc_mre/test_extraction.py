@@ -574,3 +574,14 @@ def test_an_output_left_incomplete_is_an_error_not_exit_0(extractor, tmp_path, m
     monkeypatch.setattr(cli_module, "read_done", lambda *paths: {})  # as if the records never reached the disk
     with pytest.raises(SystemExit, match="holds records of 0 of the 3 non-blank input lines"):
         run(args, extractor=extractor)
+
+
+def test_a_posts_caption_is_read_by_the_model(extractor):
+    post = "Alice married Bob in a small ceremony"
+    plain = extractor(post)
+    captioned = extractor({"text": post, "caption": "Two people at a wedding in a garden"})
+    assert [t["score"] for t in plain] != [t["score"] for t in captioned], "the caption reached the model"
+    batch = extractor([post, {"text": post, "caption": "Two people at a wedding in a garden"}])
+    assert [t["score"] for t in batch[1]] == pytest.approx([t["score"] for t in captioned], abs=1e-5)
+    with pytest.raises(ValueError, match="'caption' must be a string"):
+        extractor({"text": post, "caption": ["not", "a", "string"]})
