@@ -178,7 +178,7 @@ def write_parquet_folder(splits: datasets.DatasetDict, folder: Path) -> None:
 # -------------------------------------------------------------------------------------------------------- metrics
 def subset_scores(predictions: list[int], references: list[int], positive: set[int]) -> dict:
     """Micro P / R / F1 (%) counting only the labels in `positive` as positives (as the field drops None)."""
-    from metrics.re_f1.re_f1 import micro_scores
+    from roc_mre.metrics.re_f1.re_f1 import micro_scores
 
     scores = micro_scores(list(zip(predictions, references)), positive=positive.__contains__)
     return {
@@ -228,8 +228,8 @@ def fold_metrics(
     scores: list[list[float]], references: list[int], label_names: list[str], held_out: list[str]
 ) -> dict:
     """Seen / unseen / overall scores of one evaluation over every label of the dataset."""
-    from metrics.re_f1.re_f1 import relation_extraction_scores
     from roc_mre.labels import find_none_label
+    from roc_mre.metrics.re_f1.re_f1 import relation_extraction_scores
 
     none_id = label_names.index(find_none_label(label_names))
     unseen = {label_names.index(label) for label in held_out}

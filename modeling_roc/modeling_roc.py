@@ -8,7 +8,8 @@ H_E = σ(W[H_s; H_o] + b). Each relation is embedded from its natural-language d
 (H_r, mean-pooled). Prediction retrieves the relation whose description is most similar: logits = cos(H_E, H_r) / τ,
 trained with InfoNCE. Because relations are text, `set_relation_bank` can add relations after training.
 
-This file is copied next to the weights by `save_pretrained` (remote code): it imports only `transformers`, `timm`,
+This file is copied next to the weights by `save_pretrained` (remote code): it imports only `transformers`, `timm`
+(for a vision encoder only),
 `torch`, the standard library, and its sibling `configuration_roc`.
 """
 
@@ -336,7 +337,13 @@ class ROCModel(ROCPreTrainedModel):
     # ----------------------------------------------------------------------------------------------- construction
     @staticmethod
     def _build_vision_model(config: ROCConfig, pretrained: bool) -> nn.Module:
-        import timm
+        # in a try block: transformers' remote-code check then does not require timm of text-only models
+        try:
+            import timm
+        except ImportError as err:
+            raise ImportError(
+                f"This ROC model has a vision encoder ({config.vision_model_name}): pip install timm"
+            ) from err
 
         kwargs = {"img_size": config.vision_image_size} if config.vision_image_size else {}
         return timm.create_model(config.vision_model_name, pretrained=pretrained, num_classes=0, **kwargs)

@@ -195,8 +195,11 @@ class ROCProcessor(ProcessorMixin):
         tokenizer.add_special_tokens({"additional_special_tokens": list(ENTITY_MARKERS)})
         image_config = None
         if vision_encoder is not None:
-            import timm
-            from timm.data import resolve_model_data_config
+            try:  # timm is needed for images only (and a try block keeps it out of the remote-code requirements)
+                import timm
+                from timm.data import resolve_model_data_config
+            except ImportError as err:
+                raise ImportError(f"vision_encoder={vision_encoder!r} needs timm: pip install timm") from err
 
             size_kwargs = {"img_size": vision_image_size} if vision_image_size else {}
             vision = timm.create_model(vision_encoder, pretrained=False, num_classes=0, **size_kwargs)
@@ -340,7 +343,10 @@ class ROCProcessor(ProcessorMixin):
         if self.image_config is None:
             raise ValueError("Images were given but this processor has no `image_config` (a text-only model).")
         if self._image_transform is None:
-            from timm.data import create_transform
+            try:
+                from timm.data import create_transform
+            except ImportError as err:
+                raise ImportError("Reading images needs timm: pip install timm") from err
 
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in self.image_config.items()}
             self._image_transform = create_transform(**config, is_training=False)

@@ -30,6 +30,7 @@ from transformers import get_linear_schedule_with_warmup
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import ROCModel, ROCProcessor
 from roc_mre.labels import find_none_label
+from roc_mre.metrics import RE_F1
 from roc_mre.training.data_collator import ROCDataCollator, with_row_index
 from roc_mre.training.length_grouped_sampler import LengthGroupedSampler
 from roc_mre.training.relation_space import build_relation_space_loss, wants_relation_space_loss
@@ -45,7 +46,7 @@ from roc_mre.training.reporting import (
 logger = get_logger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO_ROOT / "train.py"  # what `rerun_command` writes
-METRIC_PATH = str(REPO_ROOT / "metrics" / "re_f1")
+METRIC_PATH = RE_F1  # shipped in the package: loads wherever the project is installed
 # Parameters of these sub-modules are pretrained encoders; everything else (fusion, pair head, projections, τ, label
 # embeddings, classifier) starts from scratch and gets `--head_learning_rate`.
 ENCODER_PREFIXES = ("text_model.", "relation_model.", "vision_model.")

@@ -8,7 +8,9 @@ from helpers.tiny_models import REPO_ROOT
 def metric():
     import evaluate
 
-    return evaluate.load(str(REPO_ROOT / "metrics" / "re_f1"))
+    from roc_mre.metrics import RE_F1
+
+    return evaluate.load(RE_F1)
 
 
 def test_mixed_case(metric):
@@ -75,7 +77,25 @@ def test_equals_scikit_learn_on_random_predictions(metric):
 def test_the_metric_card_and_its_references_ship_with_the_metric(metric):
     from huggingface_hub import ModelCard  # any Hub card parser reads the YAML header
 
-    card = ModelCard.load(REPO_ROOT / "metrics" / "re_f1" / "README.md")
+    card = ModelCard.load(REPO_ROOT / "roc_mre" / "metrics" / "re_f1" / "README.md")
     assert "metric" in card.data.tags and "HVPNeT" in card.text and "weighted" in card.text
     assert any("HVPNeT" in url for url in metric.codebase_urls)
     assert any("arxiv.org/abs/2509.21151" in url for url in metric.reference_urls)
+
+
+def test_label_strings_score_as_their_ids_do(metric):
+    names = ["None", "r1", "r2"]
+    ids = metric.compute(predictions=[1, 1, 0, 2, 0, 1], references=[0, 1, 1, 2, 0, 2], negative_label=0)
+    strings = metric.compute(
+        predictions=[names[i] for i in [1, 1, 0, 2, 0, 1]], references=[names[i] for i in [0, 1, 1, 2, 0, 2]]
+    )
+    assert strings == ids
+
+
+def test_the_metric_loads_from_any_folder(tmp_path, monkeypatch):
+    import evaluate
+
+    from roc_mre.metrics import RE_F1
+
+    monkeypatch.chdir(tmp_path)
+    assert evaluate.load(RE_F1).compute(predictions=[1], references=[1])["f1"] == 1.0

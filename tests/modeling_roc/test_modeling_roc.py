@@ -478,3 +478,11 @@ def test_bad_call_time_relations_are_one_line_errors(make_model, relations, mess
 def test_call_time_relations_need_a_description_encoder(make_model):
     with pytest.raises(ValueError, match="fixed label set"):
         make_model(head="classification").call_time_relations({"founded_by": FOUNDED})
+
+
+def test_the_remote_code_does_not_require_timm_of_a_text_only_model():
+    from helpers.tiny_models import REPO_ROOT
+    from transformers.dynamic_module_utils import get_imports
+
+    for name in ("modeling_roc.py", "processing_roc.py", "configuration_roc.py", "pipeline_roc.py"):
+        assert "timm" not in get_imports(REPO_ROOT / "modeling_roc" / name), name

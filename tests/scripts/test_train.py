@@ -17,7 +17,9 @@ from helpers.train_fixtures import LABELS, write_bank, write_tiny_dataset, write
 def _load_metric():
     import evaluate
 
-    return evaluate.load(str(REPO_ROOT / "metrics" / "re_f1"))
+    from roc_mre.metrics import RE_F1
+
+    return evaluate.load(RE_F1)
 
 
 @pytest.fixture(scope="module")

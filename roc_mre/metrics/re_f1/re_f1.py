@@ -10,8 +10,9 @@ support-weighted precision / recall / F1 over **every** label, `None` included (
 weighted recall equals accuracy). Both families are returned, each named for what it is: `precision` / `recall` /
 `f1` (the field's, None excluded: the headline) and `weighted_precision` / `weighted_recall` / `weighted_f1`.
 
-Load it offline with `evaluate.load("metrics/re_f1")` (a path, not a Hub name); `relation_extraction_scores` is the
-same computation as a plain function.
+Load it offline from any folder with `evaluate.load(roc_mre.metrics.RE_F1)` (the path of this folder inside the
+installed package); `relation_extraction_scores` is the same computation as a plain function. Labels may be ids or
+the label strings the pipelines return.
 """
 
 from collections.abc import Callable
@@ -40,25 +41,50 @@ CODEBASE_URLS = ["https://github.com/zjunlp/HVPNeT/blob/main/modules/metrics.py"
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list[int]`): predicted relation ids.
-    references (`list[int]`): gold relation ids.
-    negative_label (`int`, defaults to 0): the id of the `None` (no relation) label.
+    predictions (`list[int]` or `list[str]`): predicted relation ids, or label strings (what the pipelines return).
+    references (`list[int]` or `list[str]`): gold relation ids or label strings, of the same kind as the predictions.
+    negative_label (`int` or `str`, *optional*): the `None` (no relation) label; default 0 for ids, "None" for strings.
 Returns:
     accuracy, precision, recall, f1 (None excluded), weighted_precision, weighted_recall, weighted_f1 (None
     included, support-weighted), all fractions in [0, 1]; num_examples, and the counts `correct`, `predicted`
     (non-`None` predictions), `gold` (non-`None` gold labels).
 Example:
-    >>> metric = evaluate.load("metrics/re_f1")
+    >>> from roc_mre.metrics import RE_F1
+    >>> metric = evaluate.load(RE_F1)
     >>> metric.compute(predictions=[1, 0, 2], references=[1, 2, 0], negative_label=0)["f1"]
     0.5
+    >>> metric.compute(predictions=["/per/per/couple", "None"], references=["/per/per/couple", "None"])["f1"]
+    1.0
 """
+# Ids, or the label strings a pipeline returns.
+FEATURES = [
+    datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+    datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+]
 
 
-def relation_extraction_scores(predictions, references, negative_label: int = 0) -> dict[str, float]:
-    """Accuracy and micro P/R/F1 over every label but `negative_label` (see the module docstring)."""
+def _label(value):
+    return value if isinstance(value, str) else int(value)  # numpy integers compare and hash as ints
+
+
+def relation_extraction_scores(predictions, references, negative_label: int | str | None = None) -> dict[str, float]:
+    """Accuracy and micro P/R/F1 over every label but `negative_label` (see the module docstring).
+
+    Labels are ids or label strings (not mixed); `negative_label` defaults to 0 for ids and "None" for strings.
+    """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
-    pairs = list(zip((int(p) for p in predictions), (int(r) for r in references)))
+    pairs = list(zip((_label(p) for p in predictions), (_label(r) for r in references)))
+    kinds = {type(label) for pair in pairs for label in pair}
+    if len(kinds) > 1:
+        raise ValueError("predictions and references must be all ids or all label strings, not a mix")
+    strings = kinds == {str}
+    if negative_label is None:
+        negative_label = "None" if strings else 0
+    elif isinstance(negative_label, str) != strings and pairs:
+        raise ValueError(
+            f"negative_label={negative_label!r} is not of the labels' kind ({'strings' if strings else 'ids'})"
+        )
     micro = micro_scores(pairs, positive=lambda label: label != negative_label)
     accuracy = sum(p == r for p, r in pairs) / len(pairs) if pairs else 0.0
     return {
@@ -125,12 +151,10 @@ class ReF1(evaluate.Metric):
             description=__doc__,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
+            features=FEATURES,
             reference_urls=REFERENCE_URLS,
             codebase_urls=CODEBASE_URLS,
         )
 
-    def _compute(self, predictions, references, negative_label: int = 0) -> dict[str, float]:
+    def _compute(self, predictions, references, negative_label: int | str | None = None) -> dict[str, float]:
         return relation_extraction_scores(predictions, references, negative_label)
