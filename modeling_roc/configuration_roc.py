@@ -155,6 +155,9 @@ class ROCConfig(PretrainedConfig):
 
     model_type = "roc"
     sub_configs = {"text_config": AutoConfig, "relation_config": AutoConfig}
+    # What `Trainer.predict` / `evaluate` leave out of the predictions: the bank's embeddings and 1/τ are the same for
+    # every batch (they would come back stacked once per batch), the rest is large and per-layer.
+    keys_to_ignore_at_inference = ["pair_embeds", "relation_embeds", "logit_scale", "hidden_states", "attentions"]
 
     def __init__(
         self,

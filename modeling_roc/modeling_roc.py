@@ -57,6 +57,10 @@ class ROCOutput(ModelOutput):
             The relation embeddings H_r (retrieval head only).
         logit_scale (`torch.FloatTensor` of shape `()`, *optional*):
             1/τ as used for these logits (retrieval head only).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
+            The text encoder's hidden states (embeddings, then each layer), `(batch_size, text_len, hidden_size)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
+            The text encoder's attention weights per layer (needs `attn_implementation="eager"`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -64,6 +68,8 @@ class ROCOutput(ModelOutput):
     pair_embeds: torch.FloatTensor | None = None
     relation_embeds: torch.FloatTensor | None = None
     logit_scale: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def bank_contrastive_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -264,6 +270,9 @@ class ROCPreTrainedModel(PreTrainedModel):
     # `activation_checkpointing_enable()` (transformers 5's `gradient_checkpointing_enable`) reaches the text and
     # relation encoders' layers; the fusion layers, one to three on top, keep their activations
     supports_gradient_checkpointing = True
+    # the attention implementation is the text and relation encoders' (BERT-family: eager and SDPA); the fusion
+    # layers are torch's own TransformerEncoderLayer, which runs SDPA by itself
+    _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -328,6 +337,8 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_cache = None  # relation embeddings, valid only in eval mode
         self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
         self._call_time_cache = {}  # relation sets given at call time -> their H_r, valid only in eval mode
+        self._output_hidden_states = self._output_attentions = False  # set per forward call
+        self._text_outputs = None
         self.post_init()
         self.train(self.training)  # applies the frozen relation encoder's eval mode
         # `pipeline("multimodal-relation-extraction", model=<this model>)` needs the task registered in this process,
@@ -665,9 +676,15 @@ class ROCModel(ROCPreTrainedModel):
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """H_E = σ(W[H_s; H_o] + b), `(batch, pair_embed_dim)`."""
-        text_states = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state  # (batch, text_len, hidden)
+        text_outputs = self.text_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            output_hidden_states=self._output_hidden_states,
+            output_attentions=self._output_attentions,
+        )
+        self._text_outputs = text_outputs if self._output_hidden_states or self._output_attentions else None
+        text_states = text_outputs.last_hidden_state  # (batch, text_len, hidden)
         text_len = text_states.shape[1]
         marker_pooling = self.config.entity_pooling == "marker"
         if marker_pooling and (subject_index is None or object_index is None):
@@ -760,6 +777,17 @@ class ROCModel(ROCPreTrainedModel):
             if labels is not None:
                 raise ValueError("`labels` index the bank; they cannot be combined with call-time `relations`.")
             relations = self.call_time_relations(relations)
+        output_hidden_states = kwargs.pop("output_hidden_states", None)
+        output_attentions = kwargs.pop("output_attentions", None)
+        kwargs.pop("num_items_in_batch", None)  # Trainer's loss normalisation: the losses here are means already
+        if kwargs:
+            raise TypeError(f"ROCModel.forward got unexpected arguments {sorted(kwargs)}.")
+        self._output_hidden_states = bool(
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        self._output_attentions = bool(
+            self.config.output_attentions if output_attentions is None else output_attentions
+        )
         pair_embeds = self.get_pair_features(
             input_ids,
             attention_mask,
@@ -794,8 +822,15 @@ class ROCModel(ROCPreTrainedModel):
             # after the loss: offsets calibrate predictions of relations added after training, they are not trained
             if self.config.relation_score_offsets and relations is None:
                 logits = logits + logit_scale * self._score_offsets(logits)
+        text_outputs, self._text_outputs = self._text_outputs, None
         output = ROCOutput(
-            loss=loss, logits=logits, pair_embeds=pair_embeds, relation_embeds=relation_embeds, logit_scale=logit_scale
+            loss=loss,
+            logits=logits,
+            pair_embeds=pair_embeds,
+            relation_embeds=relation_embeds,
+            logit_scale=logit_scale,
+            hidden_states=text_outputs.hidden_states if text_outputs is not None else None,
+            attentions=text_outputs.attentions if text_outputs is not None else None,
         )
         if return_dict is False:
             return output.to_tuple()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.tiny_models import EXAMPLES, TINY_BANK, tiny_bert
+from helpers.tiny_models import EXAMPLES, TINY_BANK, span, tiny_bert
 
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCConfig, ROCModel, bank_contrastive_loss, in_batch_contrastive_loss
 from modeling_roc.configuration_roc import resolve_encoder_path
@@ -486,3 +486,42 @@ def test_the_remote_code_does_not_require_timm_of_a_text_only_model():
 
     for name in ("modeling_roc.py", "processing_roc.py", "configuration_roc.py", "pipeline_roc.py"):
         assert "timm" not in get_imports(REPO_ROOT / "modeling_roc" / name), name
+
+
+# ------------------------------------------------------------------------------------------------ HF conventions
+def test_sdpa_and_eager_give_the_same_logits_and_hidden_states_are_returned(make_model, batch, tmp_path):
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    make_model().save_pretrained(tmp_path)
+    eager = ROCModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    sdpa = ROCModel.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    assert sdpa.text_model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        torch.testing.assert_close(sdpa(**inputs).logits, eager(**inputs).logits, rtol=1e-4, atol=1e-5)
+        out = eager(**inputs, output_hidden_states=True, output_attentions=True)
+    assert len(out.hidden_states) == eager.config.text_config.num_hidden_layers + 1
+    assert len(out.attentions) == eager.config.text_config.num_hidden_layers
+    assert out.hidden_states[-1].shape[:2] == inputs["input_ids"].shape
+    with torch.no_grad():
+        assert eager(**inputs).hidden_states is None
+        with pytest.raises(TypeError, match="unexpected arguments \\['output_hidden_state'\\]"):
+            eager(**inputs, output_hidden_state=True)
+
+
+def test_trainer_predict_returns_the_logits_of_every_example_once(make_model, processor, tmp_path):
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    from roc_mre.training.data_collator import ROCDataCollator
+
+    rows = [{"tokens": e[0], "subject": span(*e[1]), "object": span(*e[2]), "relation": e[3]} for e in EXAMPLES] * 3
+    dataset = datasets.Dataset.from_list(rows)
+    trainer = Trainer(
+        model=make_model(vision_model_name=None),
+        args=TrainingArguments(
+            output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none", remove_unused_columns=False
+        ),
+        data_collator=ROCDataCollator(processor, index_column=None),
+    )
+    predictions = trainer.predict(dataset)
+    assert predictions.predictions.shape == (len(rows), len(TINY_BANK)), "logits only, no bank stacked per batch"
+    assert predictions.label_ids.tolist() == [row["relation"] for row in rows]
