@@ -15,6 +15,7 @@ This file is copied next to the weights by `save_pretrained` (remote code): it i
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -185,6 +186,17 @@ def init_marker_embeddings(text_model: nn.Module, tokenizer) -> None:
         for marker, words in MARKER_INIT_WORDS.items():
             word_ids = tokenizer(words, add_special_tokens=False)["input_ids"]
             embeddings[tokenizer.convert_tokens_to_ids(marker)] = embeddings[word_ids].mean(0)
+
+
+@contextmanager
+def _quiet_transformers_notices():
+    """transformers' own log below errors, for the duration of a call whose notices are expected."""
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
 
 
 def _build_encoder(config) -> nn.Module:
@@ -399,7 +411,10 @@ class ROCModel(ROCPreTrainedModel):
         model = cls(config)
         text_weights = AutoModel.from_pretrained(text_path).state_dict()
         model.text_model.load_state_dict(text_weights, strict=False)  # strict=False: the unused pooler
-        model.text_model.resize_token_embeddings(len(tokenizer))
+        # transformers' mean resizing is the "mean" marker init; its notice (printed on every training start) says
+        # nothing a user can act on here
+        with _quiet_transformers_notices():
+            model.text_model.resize_token_embeddings(len(tokenizer))
         if marker_init == "words":
             init_marker_embeddings(model.text_model, tokenizer)
         model.config.text_config.vocab_size = len(tokenizer)

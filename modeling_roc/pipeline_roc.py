@@ -155,6 +155,17 @@ class ROCRelationExtractionPipeline(Pipeline):
         return ranked
 
 
-PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ROCRelationExtractionPipeline, pt_model=AutoModel)
+def register_task() -> None:
+    """Register the task for this process, once per pipeline class: the same class registered again (a module loaded
+    anew) changes nothing and would only log transformers' "already registered. Overwriting" warning."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl")
+    if registered is not None and registered.__qualname__ == ROCRelationExtractionPipeline.__qualname__:
+        if registered is ROCRelationExtractionPipeline:
+            return
+        del PIPELINE_REGISTRY.supported_tasks[TASK]  # this module's class (e.g. the remote code's) replaces it quietly
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ROCRelationExtractionPipeline, pt_model=AutoModel)
+
+
+register_task()
 
 __all__ = ["ROCRelationExtractionPipeline", "TASK"]

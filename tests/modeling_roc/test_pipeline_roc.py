@@ -188,3 +188,17 @@ def test_a_caption_given_with_an_example_is_read(pipe):
     assert [r["relation"] for r in mixed[1]] == [r["relation"] for r in captioned]
     with pytest.raises(ValueError, match="'caption' must be a string"):
         pipe({**EXAMPLE, "caption": 3})
+
+
+def test_a_module_loaded_again_and_a_model_built_log_no_noise():
+    script = (
+        "import importlib, modeling_roc\n"
+        "from modeling_roc import ROCModel, pipeline_roc\n"
+        "importlib.reload(pipeline_roc)  # what a second remote-code load does\n"
+        "ROCModel.from_encoders('embedded:all-MiniLM-L6-v2', relation_bank={'None': 'no relation', 'a': 'a b'})\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "info"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already registered" not in done.stderr
+    assert "multivariate normal" not in done.stderr
