@@ -35,18 +35,19 @@ BUILD_COMMAND = "python -m datasets_scripts.build"
 
 
 def written_by_this_tool(folder: Path) -> bool:
-    """True for a folder holding this tool's build marker, or the build report of a build made before the marker."""
-    marker = folder / BUILD_MARKER
-    if marker.is_file():
-        try:
-            return json.loads(marker.read_text(encoding="utf-8")).get("writer") == BUILD_COMMAND
-        except (ValueError, AttributeError):
-            return False
+    """True for a folder holding this tool's build marker. A build report proves nothing (it is copied around)."""
     try:
-        report = json.loads((folder / "build_report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads((folder / BUILD_MARKER).read_text(encoding="utf-8")).get("writer") == BUILD_COMMAND
+    except (OSError, ValueError, AttributeError):
         return False
-    return isinstance(report, dict) and str(report.get("command", "")).startswith(BUILD_COMMAND) and "splits" in report
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files of a built folder that the build did not write (a user's notes, a script): `--overwrite` would lose
+    them, so it refuses while they are there."""
+    ours = {CARD_FILE, REPORT_FILE, BUILD_MARKER}
+    found = (str(path.relative_to(folder)) for path in sorted(Path(folder).rglob("*")) if not path.is_dir())
+    return [name for name in found if name not in ours and not SHARD.fullmatch(name)]
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
@@ -59,8 +60,14 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{output_dir} is not empty; pass overwrite=True (CLI: --overwrite) to replace it.")
     if not written_by_this_tool(output_dir):
         raise FileExistsError(
-            f"{output_dir} is not empty and was not written by this tool (no {BUILD_MARKER} or build_report.json "
-            "of a build); refusing to delete it. Choose another --output_dir."
+            f"{output_dir} is not empty and was not written by this tool (no {BUILD_MARKER}); refusing to delete it. "
+            "Choose another --output_dir."
+        )
+    foreign = foreign_files(output_dir)
+    if foreign:
+        raise FileExistsError(
+            f"{output_dir} was built by this tool but now also holds files it did not write ({', '.join(foreign)}); "
+            "--overwrite replaces the whole folder, so move them out first."
         )
 
 

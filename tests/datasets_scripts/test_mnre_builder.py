@@ -400,9 +400,26 @@ def test_overwrite_never_deletes_a_folder_this_tool_did_not_write(tmp_path, mnre
 
     built = tmp_path / "built"
     _build_into(built, mnre_fixture["root"], tmp_path)
+    report = (built / "build_report.json").read_text()
     (built / "build_report.json").unlink()  # the marker alone proves it ours
     _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
     assert datasets.load_dataset(str(built), cache_dir=str(tmp_path / "load"))["train"].num_rows == 5
+
+    # a copied build report proves nothing: only the marker does
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "build_report.json").write_text(report)
+    (copy / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="was not written by this tool"):
+        _build_into(copy, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert (copy / "notes.txt").read_text() == "mine"
+
+    # files a user added to a built folder are never deleted by a rebuild
+    (built / "analysis.ipynb").write_text("{}")
+    (built / "data" / "extra.csv").write_text("a,b\n")
+    with pytest.raises(SystemExit, match=r"also holds files it did not write \(analysis.ipynb, data/extra.csv\)"):
+        _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert (built / "analysis.ipynb").is_file() and (built / "data" / "extra.csv").is_file()
 
 
 def test_a_failed_replace_keeps_the_previous_build(tmp_path, mnre_fixture, monkeypatch):
