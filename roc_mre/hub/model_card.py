@@ -197,6 +197,13 @@ def usage_snippet(repo_id: str, config: dict) -> str:
     if can_add_relations(config):
         label, description = NEW_RELATION
         lines += [
+            "# Relations chosen at call time: only these (plus the no-relation label) are scored, for this call;",
+            "# one given with a threshold is predicted when it scores best and its cosine reaches the threshold",
+            "print(pipe(example, relations={",
+            f"    {json.dumps(label)}: {json.dumps(description)},",
+            '    "spouse": {"description": "The subject and the object are married.", "threshold": 0.3},',
+            "}))",
+            "",
             "# New relations need only a description: no retraining",
             f"relations[{json.dumps(label)}] = {json.dumps(description)}",
             "pipe.model.set_relation_bank(relations)",

@@ -265,6 +265,7 @@ def test_base_model_only_names_hub_ids():
 def test_usage_snippet_adds_relations_only_when_the_model_can_retrieve_new_ones():
     retrieval = usage_snippet("org/roc-x", _config(BANK))
     assert "set_relation_bank" in retrieval and 'score_offsets={"/org/per/founded_by": 0.125}' in retrieval
+    assert "pipe(example, relations={" in retrieval and '"threshold": 0.3' in retrieval
     compile(retrieval, "snippet", "exec")
     fixed = usage_snippet("org/roc-x", _config(BANK, head="classification"))
     assert "set_relation_bank" not in fixed and "fixed label set" in fixed
@@ -293,8 +294,9 @@ def test_dry_run_stages_what_the_model_needs_and_no_checkpoint(dry_run, trained_
     assert summary["verification"]["example"] == "test tiny-test-0000"
     assert summary["verification"]["matches_recorded_prediction"] is True
     printed = summary["verification"]["card_snippet_output"].strip().splitlines()  # the card's snippet ran:
-    # pipeline, AutoModel argmax, pipeline with a new relation, the same with a score offset on it
-    assert len(printed) == 4 and printed[1] in LABELS
+    # pipeline, AutoModel argmax, call-time relations, pipeline with a new relation, the same with a score offset
+    assert len(printed) == 5 and printed[1] in LABELS
+    assert "'relation': 'spouse'" in printed[2] or "'relation': '/org/per/founded_by'" in printed[2], printed[2]
     assert summary["verification"]["card_snippet_labels"] == [*LABELS, "/org/per/founded_by"]
     assert summary["verification"]["card_snippet_score_offsets"] == {"/org/per/founded_by": 0.125}
     dataset_staged = Path(summary["dataset"]["staged_dir"])
