@@ -12,10 +12,13 @@ BLIP ones) counts as no caption. Downloads come from a pinned commit and every f
 
 import ast
 import json
+import logging
 from pathlib import Path
 
 from .downloads import verify_sha256
 
+
+logger = logging.getLogger(__name__)
 
 CAMIM_REPO = "https://github.com/zefanZhang-cn/CAMIM"
 CAMIM_COMMIT = "df328a3948426007cfc93b0ece7f7a14212b0988"
@@ -79,32 +82,50 @@ def image_key(image_id: str) -> str:
 
 
 def read_caption_file(path: str | Path) -> dict[str, str | None]:
-    """`{image key: caption or None (empty)}` from a CAMIM `.txt` or `.json` file; `ValueError` names file:line."""
+    """`{image key: caption or None (empty)}` from a CAMIM `.txt` or `.json` file; `ValueError` names file:line.
+
+    UTF-8 with or without a byte-order mark. An image captioned twice with different texts is an error (which one
+    is meant cannot be told); an empty file is a warning (every caption of its split is None).
+    """
     path = Path(path)
-    captions: dict[str, str | None] = {}
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not text.strip():
+        logger.warning(f"{path}: empty caption file; every caption of its split is None.")
+        return {}
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
+            data = json.loads(text)
+        except ValueError as err:
             raise ValueError(f"{path}: not a JSON caption file ({err})") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ValueError(f"{path}: expected one JSON object {{image id: caption text}}")
         return {image_key(str(k)): (v.strip() or None) for k, v in data.items()}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = ast.literal_eval(line.strip())  # Python literals (single quotes), never code
-            except (ValueError, SyntaxError) as err:
-                raise ValueError(f"{path}:{number}: not a Python-literal dict ({type(err).__name__})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("img_id"), str):
-                found = line.strip()[:80]
-                raise ValueError(f"{path}:{number}: expected {{'img_id': ..., 'text': ...}}, got {found!r}")
-            text = record.get("text")
-            if text is not None and not isinstance(text, str):
-                raise ValueError(f"{path}:{number}: 'text' must be a string, got {type(text).__name__}")
-            captions[image_key(record["img_id"])] = (text or "").strip() or None
+    captions: dict[str, str | None] = {}
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = ast.literal_eval(line.strip())  # Python literals (single quotes), never code
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"{path}:{number}: not a Python-literal dict ({type(err).__name__})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("img_id"), str):
+            found = line.strip()[:80]
+            raise ValueError(f"{path}:{number}: expected {{'img_id': ..., 'text': ...}}, got {found!r}")
+        caption = record.get("text")
+        if caption is not None and not isinstance(caption, str):
+            raise ValueError(f"{path}:{number}: 'text' must be a string, got {type(caption).__name__}")
+        key, caption = image_key(record["img_id"]), (caption or "").strip() or None
+        if key in captions and captions[key] != caption:
+            raise ValueError(
+                f"{path}:{number}: a second, different caption of {record['img_id']!r} (the first is on line "
+                f"{first_line[key]}); keep one"
+            )
+        captions[key] = caption
+        first_line.setdefault(key, number)
     return captions
 
 

@@ -248,6 +248,11 @@ class MNREBuilder(RelationBuilder):
                 camim.verify_download(names[split], path)
             source = f"{camim.CAMIM_REPO} @ {camim.CAMIM_COMMIT}"
         self.report["captions"] = {"captioner": captioner, "source": source}
+        if not paths:
+            raise FileNotFoundError(
+                f"--captions {source}: no caption file of the {captioner} captioner ({', '.join(names.values())}); "
+                "check the folder and --captioner (names are case-sensitive)"
+            )
         for split in splits:
             if split not in paths:
                 self._warn(f"MNRE {split}: no caption file {names[split]} in {source}; every caption is None.")

@@ -15,10 +15,15 @@ caller can either stop on it or, with `skip_invalid`, count it per reason and re
 
 import ast
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+
+# ` at 0x7f3a...` in an exception text (an object's repr): stripped, so a report is the same on every run
+MEMORY_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
 
 
 # Reason codes, in the order a line is checked.
@@ -186,8 +191,9 @@ def parse_line(
     try:
         data = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
+        reason = MEMORY_ADDRESS.sub("", str(err))  # `<ast.Name object at 0x7f...>`: a different text every run
         raise error(
-            "malformed", f"not a Python literal ({type(err).__name__}: {err}): {text.strip()[:120]!r}"
+            "malformed", f"not a Python literal ({type(err).__name__}: {reason}): {text.strip()[:120]!r}"
         ) from None
     if not isinstance(data, dict):
         raise error("malformed", f"expected a dict, got {type(data).__name__}: {text.strip()[:120]!r}")

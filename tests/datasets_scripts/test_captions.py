@@ -112,3 +112,33 @@ def test_real_captions_cover_every_mnre_image(captioner):
         images = {r.image_id.rsplit(".", 1)[0] for r in records}
         assert images <= set(captions), (captioner, split, len(images - set(captions)))
         assert len(images) == {"train": 7356, "validation": 931}[split]
+
+
+def test_caption_file_problems_name_the_file(tmp_path, caplog):
+    latin = tmp_path / "caption_train.txt"
+    latin.write_bytes("{'img_id': 'a.jpg', 'text': 'caf\xe9'}\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{latin}: not UTF-8 text"):
+        read_caption_file(latin)
+
+    bom = tmp_path / "caption_val.txt"
+    bom.write_text("{'img_id': 'a.jpg', 'text': 'A dog.'}\n", encoding="utf-8-sig")
+    assert read_caption_file(bom) == {"a": "A dog."}
+
+    twice = tmp_path / "caption_test.txt"
+    twice.write_text("{'img_id': 'a.jpg', 'text': 'A dog.'}\n{'img_id': 'a.jpg', 'text': 'A cat.'}\n")
+    with pytest.raises(ValueError, match=f"{twice}:2: a second, different caption of 'a.jpg' .*line 1"):
+        read_caption_file(twice)
+
+    empty = tmp_path / "cogvlm_train.txt"
+    empty.write_text("")
+    assert read_caption_file(empty) == {} and "empty caption file" in caplog.text
+
+
+def test_a_folder_with_no_file_of_the_captioner_is_an_error(tmp_path):
+    fixture = write_mnre_fixture(tmp_path / "MNRE", splits=("train", "val"), images=None)
+    captions = tmp_path / "captions"
+    captions.mkdir()
+    _write_txt_captions(captions, "train", {"mnre_train_0.jpg": "A caption."})  # Qwen's, not BLIP's
+    with pytest.raises(SystemExit, match="no caption file of the BLIP captioner"):
+        _build(tmp_path, fixture["root"], "--captions", str(captions), "--captioner", "BLIP")
+    assert not (tmp_path / "out").exists()

@@ -114,3 +114,9 @@ def test_reason_codes_are_closed():
     with pytest.raises(ValueError):
         InvalidLineError("f", 1, "something_else", "x")
     assert len(INVALID_REASONS) == len(set(INVALID_REASONS))
+
+
+def test_a_malformed_reason_holds_no_memory_address():
+    with pytest.raises(InvalidLineError) as info:
+        parse("{'token': name_of_a_variable}")
+    assert info.value.reason == "malformed" and " at 0x" not in str(info.value), str(info.value)
