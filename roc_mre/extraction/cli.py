@@ -131,6 +131,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--max_entities must be >= 2 (a pair), or 0 for no cap, got {args.max_entities}.")
     args.max_entities = args.max_entities or None
     args.quantize = None if args.quantize == "none" else args.quantize
+    if args.device is not None:
+        try:
+            torch.device(args.device)
+        except RuntimeError as err:
+            parser.error(f"--device {args.device}: {str(err).splitlines()[0]}")
     if args.quantize and (args.device or "cpu") != "cpu":
         parser.error(f"--quantize {args.quantize} runs on CPU only, got --device {args.device}.")
     if not 0.0 <= args.min_score <= 1.0:
@@ -481,6 +486,9 @@ def run(
 
 def _load_extractor(args: argparse.Namespace, tagger: Tagger | None, device: str) -> TripleExtractor:
     """The extractor of `--model`; a model that cannot be loaded is one `error:` line, not a traceback."""
+    model = Path(args.model).expanduser()
+    if not model.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
+        raise SystemExit(f"error: --model {args.model}: no such folder (and not a Hub id of the form namespace/name)")
     try:
         return TripleExtractor.from_pretrained(
             args.model,
@@ -495,9 +503,9 @@ def _load_extractor(args: argparse.Namespace, tagger: Tagger | None, device: str
             max_entities=args.max_entities,
             quantize=args.quantize,
         )
-    except (OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - not a ROC model, corrupt weights, a device torch does not know...
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SystemExit(f"error: --model {args.model} cannot be loaded: {reason}") from err
+        raise SystemExit(f"error: --model {args.model} cannot be loaded: {type(err).__name__}: {reason}") from err
 
 
 def _default_device(shard: Shard) -> str:

@@ -136,7 +136,9 @@ def _check_entities(entities: Any, num_words: int) -> list[dict]:
         if not 0 <= start < end <= num_words:
             raise PostError(f"entity {k} span [{start}, {end}) is out of range for {num_words} words.")
         entity_type = entity.get("type") or UNKNOWN_TYPE
-        checked.append({"start": start, "end": end, "type": str(entity_type)})
+        if not isinstance(entity_type, str):
+            raise PostError(f"entity {k}: 'type' must be a string (an NER label such as PERSON), got {entity_type!r}.")
+        checked.append({"start": start, "end": end, "type": entity_type})
     return checked
 
 
@@ -275,6 +277,11 @@ class TripleExtractor:
         max_entities: int | None = DEFAULT_MAX_ENTITIES,
         quantize: str | None = None,
     ):
+        if getattr(model.config, "model_type", None) != "roc" or not hasattr(model.config, "relation_labels"):
+            raise ValueError(
+                f"not a ROC model (model_type {getattr(model.config, 'model_type', None)!r}); TripleExtractor needs "
+                "a model trained by this project's train.py"
+            )
         if device is not None:
             model = model.to(device)
         if quantize not in (None, "int8"):

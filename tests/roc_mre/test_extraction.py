@@ -90,6 +90,7 @@ def test_posts_are_split_on_whitespace_and_bad_posts_say_why():
         ({"text": "   "}, "no words"),
         ({"tokens": ["a", ""]}, "non-empty strings"),
         ({"text": "a b", "entities": [{"start": 1, "end": 3}]}, "out of range"),
+        ({"text": "a b", "entities": [{"start": 0, "end": 1, "type": 7}]}, "'type' must be a string"),
         (3, "must be a string or a dict"),
     ]:
         with pytest.raises(PostError, match=message):
@@ -381,9 +382,27 @@ def test_overwrite_deletes_nothing_until_the_model_has_loaded(tmp_path):
     output.write_text('{"id": 1, "line": 1, "triples": []}\n')
     args = parse_args(["--model", str(tmp_path / "no-such-model"), "--input", str(posts), "--output", str(output)])
     args.overwrite, args.no_progress = True, True
-    with pytest.raises(SystemExit, match="error: --model .*no-such-model cannot be loaded"):
+    with pytest.raises(SystemExit, match="error: --model .*no-such-model: no such folder"):
         run(args)
     assert output.read_text() == '{"id": 1, "line": 1, "triples": []}\n', "a typo in --model cost the old output"
+
+
+def test_a_model_that_is_not_roc_and_a_bogus_device_are_one_line_errors(tmp_path, capsys):
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=8)).save_pretrained(tmp_path / "bert")  # fmt: skip
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(json.dumps({"id": 1, "text": "Alice married Bob"}) + "\n")
+    args = parse_args(
+        ["--model", str(tmp_path / "bert"), "--input", str(posts), "--output", str(tmp_path / "o.jsonl")]
+    )
+    args.no_progress = True
+    with pytest.raises(SystemExit, match="cannot be loaded: ValueError: not a ROC model \\(model_type 'bert'\\)"):
+        run(args)
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "m", "--input", str(posts), "--output", str(tmp_path / "o.jsonl"), "--device", "bogus"])
+    assert "--device bogus:" in capsys.readouterr().err
 
 
 def test_an_image_pillow_refuses_is_that_posts_error_and_the_run_goes_on(extractor, tmp_path, monkeypatch):
