@@ -32,6 +32,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from results_io import result_name, write_result
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +64,9 @@ PAPER_DELTA_F1: dict[str, float | None] = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True, help="Results file suffix: benchmarks/results/ablations_<name>.json")
+    parser.add_argument(
+        "--name", required=True, type=result_name, help="Results file suffix: benchmarks/results/ablations_<name>.json"
+    )
     parser.add_argument(
         "--only", nargs="+", choices=sorted(ABLATIONS), default=sorted(ABLATIONS), help="Ablations to run."
     )
@@ -326,7 +330,7 @@ def main() -> None:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"ablations_{args.name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(path, record)
     print(f"reference F1 {reference['metrics']['f1']}")
     if args.reference_seeds:
         spread = record["reference_seeds"]

@@ -17,13 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import result_name, write_result
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True, help="Results file suffix: benchmarks/results/quality_<name>.json")
+    parser.add_argument(
+        "--name", required=True, type=result_name, help="Results file suffix: benchmarks/results/quality_<name>.json"
+    )
     parser.add_argument("--from_run", help="Collect this finished run folder instead of training.")
     parser.add_argument("--note", default="", help="Free text stored with the result (what this run changes).")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
@@ -73,7 +77,7 @@ def main() -> None:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"quality_{args.name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(path, record)
     selection_split = training_args["validation_split"]
     curve = " ".join(f"{r['epoch']}:{r[selection_split]['f1']}" for r in results["learning_curve"])
     print(f"{path}: {results['split']} {json.dumps(results['metrics'])}; {selection_split} F1 by epoch {curve}")

@@ -55,6 +55,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+from results_io import positive_int, result_name, write_result
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +75,9 @@ REFERENCE_PAIRS = 1000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True, help="Results file suffix: results/unseen_relations_<name>.json")
+    parser.add_argument(
+        "--name", required=True, type=result_name, help="Results file suffix: results/unseen_relations_<name>.json"
+    )
     parser.add_argument("--k", type=int, default=4, help="Relations held out per fold (default 4).")
     parser.add_argument(
         "--folds", type=int, nargs="+", default=[0, 1, 2], help="Which folds to run (0-based; default 0 1 2)."
@@ -94,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paraphrases", default=str(PARAPHRASES_FILE), help="JSON {label: one-line paraphrase}.")
     parser.add_argument("--runs_dir", default="runs/unseen_relations", help="Where the fold runs are trained.")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
-    parser.add_argument("--eval_batch_size", type=int, default=128)
+    parser.add_argument("--eval_batch_size", type=positive_int, default=128, help="Examples per evaluation batch.")
     parser.add_argument("--note", default="", help="Free text stored with the result.")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the train.py recipe")
     args = parser.parse_args(argv)
@@ -709,7 +712,7 @@ def main(argv: list[str] | None = None) -> dict:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / f"unseen_relations_{args.name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_result(path, record)
     plot(record, output / f"unseen_relations_{args.name}.png")
     plot_offsets(record, output / f"unseen_relations_{args.name}_offsets.png")
     print(f"{path}: {json.dumps(record['summary'], indent=1)}")

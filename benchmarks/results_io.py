@@ -1,0 +1,56 @@
+"""What every benchmark shares about its results file: a safe name, and no local path of the machine in it.
+
+Results are committed under `benchmarks/results/`; a path of the developer's checkout (`/work/main/runs/...`) in them
+says nothing to a reader and names a home folder. `write_result` writes paths under the repository relative to it and
+cuts any other absolute local path (`datasets_scripts.redaction.redact_local_paths`).
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from datasets_scripts.redaction import redact_local_paths
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def result_name(text: str) -> str:
+    """argparse type of `--name`: letters, digits, `_`, `-`, `.`; no `/`, no `..` (it names files and run folders)."""
+    if not NAME.fullmatch(text) or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use letters, digits, '_', '-' and '.' only (it names a results file and a run folder)"
+        )
+    return text
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def repo_relative(value: Any, root: Path = REPO_ROOT) -> Any:
+    """`value` with paths under `root` made relative to it and other absolute local paths cut."""
+    prefix = str(root) + "/"
+    if isinstance(value, dict):
+        return {key: repo_relative(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(item, root) for item in value]
+    if isinstance(value, str):
+        return redact_local_paths(value.replace(prefix, ""))
+    return value
+
+
+def write_result(path: Path, record: dict) -> Path:
+    """Write `record` as JSON to `path` with `repo_relative` paths."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(repo_relative(record), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+__all__ = ["positive_int", "repo_relative", "result_name", "write_result"]
