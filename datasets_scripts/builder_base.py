@@ -86,6 +86,15 @@ def find_image(image_id: str, image_dirs: Iterable[Path]) -> Path | None:
     return None
 
 
+def links_outside(image_id: str, image_dirs: Iterable[Path]) -> bool:
+    """Whether `<dir>/<image_id>` exists in some image folder but is a link leading out of it (never read)."""
+    return any(
+        (Path(folder) / image_id).exists()
+        and not (Path(folder) / image_id).resolve().is_relative_to(Path(folder).resolve())
+        for folder in image_dirs
+    )
+
+
 def image_is_readable(path: Path) -> bool:
     """Whether PIL can fully decode the file (a truncated or non-image file is not)."""
     try:
@@ -227,27 +236,36 @@ class RelationBuilder(datasets.GeneratorBasedBuilder):
         }
 
         image_status: dict[str, Path | None] = {}
-        corrupt = []
+        corrupt, outside = [], []
         for image_id in dict.fromkeys(r.image_id for r in records):
             path = find_image(image_id, source.image_dirs)
             if path is not None and not image_is_readable(path):
                 corrupt.append(image_id)
                 path = None
+            elif path is None and links_outside(image_id, source.image_dirs):
+                outside.append(image_id)
             image_status[image_id] = path
         found = sum(p is not None for p in image_status.values())
         split_report["images"] = {
             "image_dirs": [str(d) for d in source.image_dirs if d.is_dir()],
             "unique_images": len(image_status),
             "found": found,
-            "missing": len(image_status) - found - len(corrupt),
+            "missing": len(image_status) - found - len(corrupt) - len(outside),
             "corrupt": len(corrupt),
             "corrupt_ids": corrupt[:MAX_REPORTED_LINES],
+            "linked_outside_the_folder": len(outside),
+            "linked_outside_ids": outside[:MAX_REPORTED_LINES],
             "examples_with_image": sum(image_status[r.image_id] is not None for r in records),
             "examples_without_image": sum(image_status[r.image_id] is None for r in records),
         }
         if corrupt:
             self._warn(
                 f"{source.name}: {len(corrupt)} image(s) could not be decoded and are stored as None: {corrupt[:5]}"
+            )
+        if outside:
+            self._warn(
+                f"{source.name}: {len(outside)} image(s) are symbolic links leading out of the image folder, never "
+                f"read, stored as None: {outside[:5]}"
             )
         self.report["splits"][source.name] = split_report
 

@@ -41,7 +41,11 @@ def replace_folder(new: Path, target: Path) -> None:
         os.replace(new, target)
         return
     aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / target.name
-    os.replace(target, aside)
+    try:
+        os.replace(target, aside)
+    except BaseException:
+        aside.parent.rmdir()  # nothing was moved: leave no empty parking folder behind
+        raise
     try:
         os.replace(new, target)
     except BaseException:

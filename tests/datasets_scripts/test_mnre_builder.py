@@ -477,3 +477,15 @@ def test_a_refused_connection_while_pushing_is_a_one_line_error(tmp_path, mnre_f
     monkeypatch.setattr(hub_folder, "push_folder", refuse)
     with pytest.raises(SystemExit, match="error: --push_to_hub org/x: ConnectError: .*Connection refused"):
         _build_into(tmp_path / "out", mnre_fixture["root"], tmp_path, "--push_to_hub", "org/x")
+
+
+def test_an_image_linked_out_of_the_image_folder_is_reported_as_such(tmp_path, mnre_fixture):
+    secret = tmp_path / "elsewhere.jpg"
+    secret.write_bytes((mnre_fixture["root"] / "img_org" / "train" / "mnre_train_0.jpg").read_bytes())
+    (mnre_fixture["root"] / "img_org" / "train" / "mnre_train_2.jpg").symlink_to(secret)  # the missing one
+    builder = make_builder(tmp_path, mnre_fixture["root"])
+    dataset = build_dataset(builder)
+    assert dataset["train"][2]["image"] is None, "never read"
+    images = builder.report["splits"]["train"]["images"]
+    assert (images["found"], images["missing"], images["corrupt"], images["linked_outside_the_folder"]) == (3, 0, 1, 1)
+    assert images["linked_outside_ids"] == ["mnre_train_2.jpg"]

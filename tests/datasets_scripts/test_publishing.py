@@ -125,3 +125,20 @@ def test_a_shard_that_links_out_of_the_folder_is_refused_before_any_request(tmp_
                 commit_message="x",
             )
     assert hub.requests == []
+
+
+def test_a_replace_that_cannot_move_the_old_folder_leaves_no_empty_parking_folder(tmp_path, monkeypatch):
+    from datasets_scripts import publishing
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "kept.txt").write_text("old")
+
+    def refuse(source, destination):
+        raise PermissionError("read-only parent")
+
+    monkeypatch.setattr(publishing.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        publishing.replace_folder(tmp_path / "new", tmp_path / "target")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "target"]
+    assert (tmp_path / "target" / "kept.txt").read_text() == "old"
