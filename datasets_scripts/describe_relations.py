@@ -102,8 +102,14 @@ def cache_key(model: str, messages: list[dict[str, str]], label: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+# A relation description is a sentence or two; the relation encoder reads 64 tokens of it. An answer far longer is
+# a runaway generation (or a server answering something else), not a description: treated as no answer.
+MAX_DESCRIPTION_CHARS = 1000
+
+
 def parse_description(content: str | None) -> str | None:
-    """Extract the description from the model's JSON answer, or None when it gave none."""
+    """Extract the description from the model's JSON answer, or None when it gave none (or a runaway one, longer
+    than `MAX_DESCRIPTION_CHARS`)."""
     if not content or not content.strip():
         return None
     text = content.strip()
@@ -117,8 +123,9 @@ def parse_description(content: str | None) -> str | None:
         value = data.get("description")
         if value is None and len(data) == 1:
             value = next(iter(data.values()))
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())
+        if isinstance(value, str) and value.strip() and len(value) <= 4 * MAX_DESCRIPTION_CHARS:
+            description = " ".join(value.split())
+            return description if len(description) <= MAX_DESCRIPTION_CHARS else None
     return None
 
 

@@ -289,7 +289,10 @@ def stage_for_upload(folder: Path, staged: Path) -> list[str]:
         source, target = Path(folder) / name, Path(staged) / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.suffix == ".json":
-            report = redact_local_paths(json.loads(source.read_text(encoding="utf-8")))
+            try:
+                report = redact_local_paths(json.loads(source.read_text(encoding="utf-8")))
+            except (UnicodeDecodeError, ValueError) as err:
+                raise ValueError(f"{source}: not valid JSON ({err})") from None
             target.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             continue
         try:

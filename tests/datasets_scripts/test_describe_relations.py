@@ -198,3 +198,11 @@ def test_a_key_echoed_in_a_server_error_is_never_printed(stub, tmp_path, capsys)
     assert "AuthenticationError" in captured.out + captured.err, captured
     assert "[REDACTED]" in captured.out + captured.err
     _assert_secret_absent(tmp_path, captured)
+
+
+def test_a_runaway_answer_is_no_description():
+    from datasets_scripts.describe_relations import MAX_DESCRIPTION_CHARS, parse_description
+
+    assert parse_description('{"description": "The subject founded the object."}') == "The subject founded the object."
+    assert parse_description(json.dumps({"description": "word " * 400_000})) is None  # 2 MB
+    assert parse_description(json.dumps({"description": "x" * (MAX_DESCRIPTION_CHARS + 1)})) is None

@@ -142,3 +142,12 @@ def test_a_replace_that_cannot_move_the_old_folder_leaves_no_empty_parking_folde
         publishing.replace_folder(tmp_path / "new", tmp_path / "target")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "target"]
     assert (tmp_path / "target" / "kept.txt").read_text() == "old"
+
+
+def test_a_report_that_is_not_json_is_named(tmp_path):
+    from datasets_scripts.hub_folder import stage_for_upload
+
+    dataset = _built_dataset(tmp_path / "dataset")
+    (dataset / "build_report.json").write_text("not json {")
+    with pytest.raises(ValueError, match=r"build_report.json: not valid JSON"):
+        stage_for_upload(dataset, tmp_path / "staged")
