@@ -40,16 +40,17 @@ ENTITY_MARKERS_TEXT = "`<subj>` `</subj>` `<obj>` `</obj>`"
 PIPELINE_TAG = "other"
 TASK_TYPE = "relation-extraction"
 TASK_NAME = "Multimodal relation extraction"
-# (eval_results.json key, model-index metric name, metric config); values stay in eval_results.json's unit: percent.
+# (eval_results.json key, model-index metric name, Hub metric id, metric config); values stay in eval_results.json's
+# unit: percent. The Hub's metric ids (accuracy, precision, recall, f1) with the averaging as the config.
 METRICS = (
-    ("accuracy", "Accuracy (%)", None),
-    ("precision", "Micro precision (%)", "micro"),
-    ("recall", "Micro recall (%)", "micro"),
-    ("f1", "Micro F1 (%)", "micro"),
+    ("accuracy", "Accuracy (%)", "accuracy", None),
+    ("precision", "Micro precision (%)", "precision", "micro"),
+    ("recall", "Micro recall (%)", "recall", "micro"),
+    ("f1", "Micro F1 (%)", "f1", "micro"),
     # the None-inclusive family (ROC's own MNRE table); absent from results written before it was recorded
-    ("weighted_precision", "Weighted precision, None included (%)", "weighted"),
-    ("weighted_recall", "Weighted recall, None included (%)", "weighted"),
-    ("weighted_f1", "Weighted F1, None included (%)", "weighted"),
+    ("weighted_precision", "Weighted precision, None included (%)", "precision", "weighted"),
+    ("weighted_recall", "Weighted recall, None included (%)", "recall", "weighted"),
+    ("weighted_f1", "Weighted F1, None included (%)", "f1", "weighted"),
 )
 # Encoders known under a project name whose weights are a copy of a Hub model (for the card's `base_model`).
 EMBEDDED_BASE_MODELS = {"embedded:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -130,6 +131,17 @@ def base_model_id(text_encoder: str | None) -> str | None:
     return text_encoder if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text_encoder) else None
 
 
+def hub_dataset_type(dataset: str | None) -> str | None:
+    """The card's `dataset.type`: a Hub id as it is; a local folder (its path means nothing on the Hub and may name a
+    home folder) by its dataset family, `mnre` or `more`, else `custom`."""
+    if not dataset:
+        return None
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", dataset) and not Path(dataset).exists():
+        return dataset
+    name = Path(dataset).name.lower()
+    return "mnre" if "mnre" in name else "more" if "more" in name else "custom"
+
+
 def eval_results_to_model_index(
     eval_results: dict, dataset_type: str, dataset_name: str, dataset_config: str | None = None
 ) -> list[EvalResult]:
@@ -137,7 +149,7 @@ def eval_results_to_model_index(
     results = []
     for split, record in eval_results["splits"].items():
         metrics = record["metrics"]
-        for key, name, metric_config in METRICS:
+        for key, name, metric_type, metric_config in METRICS:
             if key not in metrics:
                 continue
             results.append(
@@ -148,7 +160,7 @@ def eval_results_to_model_index(
                     dataset_name=dataset_name,
                     dataset_config=dataset_config,
                     dataset_split=split,
-                    metric_type=key,
+                    metric_type=metric_type,
                     metric_name=name,
                     metric_config=metric_config,
                     metric_value=metrics[key],
@@ -432,7 +444,9 @@ def build_model_card(
 ) -> ModelCard:
     """The whole card: YAML header (with `model-index` from `eval_results.json`) + `model_card_template.md`."""
     training_args = training_args or {}
-    dataset_type = dataset_repo_id or eval_results.get("dataset") or training_args.get("dataset_name_or_path")
+    dataset_type = dataset_repo_id or hub_dataset_type(
+        eval_results.get("dataset") or training_args.get("dataset_name_or_path")
+    )
     if not dataset_type:
         raise ValueError("eval_results.json names no dataset and no --dataset_repo_id was given.")
     model_name = repo_id.split("/")[-1]
@@ -444,7 +458,7 @@ def build_model_card(
         tags=["roc", "relation-extraction", TASK, "multimodal", "retrieval", "custom_code"],
         base_model=base_model_id(training_args.get("text_encoder")),
         datasets=[dataset_repo_id] if dataset_repo_id else None,
-        metrics=[key for key, _, _ in METRICS],
+        metrics=list(dict.fromkeys(metric_type for _, _, metric_type, _ in METRICS)),
         model_name=model_name,
         eval_results=eval_results_to_model_index(
             eval_results, dataset_type, dataset_name or dataset_type, eval_results.get("dataset_config")

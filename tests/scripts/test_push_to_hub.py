@@ -214,20 +214,21 @@ def test_card_metrics_are_eval_results_per_split_in_percent():
     eval_results = _eval_results({"validation": METRICS_VALIDATION, "test": METRICS_TEST})
     card = build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results)
     reloaded = ModelCard(str(card))
-    got = {(r.dataset_split, r.metric_type): r.metric_value for r in reloaded.data.eval_results}
+    got = {(r.dataset_split, r.metric_type, r.metric_config): r.metric_value for r in reloaded.data.eval_results}
     want = {
-        (split, key): record["metrics"][key]
+        (split, metric_type, config): record["metrics"][key]
         for split, record in eval_results["splits"].items()
-        for key, _, _ in METRICS
+        for key, _, metric_type, config in METRICS
         if key in record["metrics"]  # results written before the None-inclusive family have only the field's
     }
     assert got == want
+    assert {r.metric_type for r in reloaded.data.eval_results} <= {"accuracy", "precision", "recall", "f1"}
     assert {r.metric_name for r in reloaded.data.eval_results} == {
-        name for k, name, _ in METRICS if "weighted" not in k
+        name for k, name, _, _ in METRICS if "weighted" not in k
     }
     assert all(r.metric_name.endswith("(%)") for r in reloaded.data.eval_results)
     assert {r.task_type for r in reloaded.data.eval_results} == {"relation-extraction"}
-    assert {r.dataset_type for r in reloaded.data.eval_results} == {"data/tiny"}
+    assert {r.dataset_type for r in reloaded.data.eval_results} == {"data/tiny"}  # no such folder here: a Hub id
     assert reloaded.data.pipeline_tag == PIPELINE_TAG == "other"
     assert "| test | 1,614 | 71.0 | 58.5 | 57.03 | 57.76 |" in reloaded.text
     assert eval_results["command"] in reloaded.text
@@ -252,6 +253,16 @@ def test_card_says_the_ner_backend_is_unknown_without_a_build_report():
     assert "**`stanza`**" in card.text and "25.0% of the entity spans" in card.text
     assert card.data.datasets == ["org/mnre-roc"]
     assert {r.dataset_type for r in card.data.eval_results} == {"org/mnre-roc"}
+
+
+def test_a_local_dataset_folder_is_named_by_its_family_not_its_path(tmp_path):
+    from roc_mre.hub.model_card import hub_dataset_type
+
+    for name in ("mnre", "more-v2", "x"):
+        (tmp_path / name).mkdir()
+    assert hub_dataset_type(str(tmp_path / "mnre")) == "mnre" and hub_dataset_type(str(tmp_path / "more-v2")) == "more"
+    assert hub_dataset_type(str(tmp_path / "x")) == "custom"
+    assert hub_dataset_type("org/mnre-roc") == "org/mnre-roc"
 
 
 def test_base_model_only_names_hub_ids():
@@ -342,11 +353,11 @@ def test_staged_folder_loads_offline_in_a_fresh_process_with_identical_predictio
 def test_staged_card_metrics_equal_the_runs_eval_results(dry_run, trained_run):
     eval_results = json.loads((trained_run / "eval_results.json").read_text())
     card = ModelCard.load(dry_run["staged"] / "README.md")
-    got = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    got = {(r.dataset_split, r.metric_type, r.metric_config): r.metric_value for r in card.data.eval_results}
     want = {
-        (split, key): record["metrics"][key]
+        (split, metric_type, config): record["metrics"][key]
         for split, record in eval_results["splits"].items()
-        for key, _, _ in METRICS
+        for key, _, metric_type, config in METRICS
     }
     assert got == want and set(eval_results["splits"]) == {"validation", "test"}
     assert {r.dataset_type for r in card.data.eval_results} == {DATASET_REPO}
@@ -583,8 +594,8 @@ def test_card_reports_both_metric_families_each_named():
     eval_results = _eval_results({"validation": {**METRICS_VALIDATION, **weighted}})
     card = build_model_card(repo_id="org/roc-x", config=_config(BANK), eval_results=eval_results)
     reloaded = ModelCard(str(card))
-    names = {r.metric_type: r.metric_name for r in reloaded.data.eval_results}
-    assert names["f1"] == "Micro F1 (%)" and names["weighted_f1"] == "Weighted F1, None included (%)"
+    names = {(r.metric_type, r.metric_config): r.metric_name for r in reloaded.data.eval_results}
+    assert names["f1", "micro"] == "Micro F1 (%)" and names["f1", "weighted"] == "Weighted F1, None included (%)"
     assert "| validation | 1,624 | 74.45 | 62.11 | 60.42 | 61.25 | 73.9 / 74.45 / 74.1 |" in reloaded.text
 
 
