@@ -21,6 +21,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from .builder_base import RelationBuilder
+from .locking import OutputLock
 from .ner import COARSE_TYPES, OBJECT_TYPE, UNKNOWN_TYPE
 from .publishing import commit_files, inside_folder, replace_folder
 from .redaction import redact_local_paths
@@ -82,6 +83,11 @@ def write_hub_folder(
     """Build `builder` into `output_dir` (parquet shards + card); return the folder. `builder.report` is filled."""
     output_dir = Path(output_dir).expanduser().resolve()
     _check_output_dir(output_dir, overwrite)
+    with OutputLock(output_dir.parent / f".{output_dir.name}.build.lock", what="build", target=output_dir):
+        return _build_into(builder, output_dir, overwrite, max_shard_size, hub_id)
+
+
+def _build_into(builder, output_dir: Path, overwrite: bool, max_shard_size, hub_id) -> Path:
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.staging-", dir=output_dir.parent))
@@ -113,6 +119,7 @@ def write_hub_folder(
                 shutil.move(str(shard), final / DATA_DIR / f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
         write_card(builder, final, hub_id=hub_id)
         (final / BUILD_MARKER).write_text(json.dumps({"writer": BUILD_COMMAND}) + "\n", encoding="utf-8")
+        _check_output_dir(output_dir, overwrite)  # again: files may have appeared in it during the build
         replace_folder(final, output_dir)  # an empty folder, or a build of this tool (checked above)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from datasets_scripts.locking import OutputLock
 from datasets_scripts.ner import Tagger
 
 from .extractor import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER, TripleExtractor
@@ -371,7 +372,6 @@ def run(
 ) -> dict:
     """Process `args.input` into `args.output` and return counts (`tagger` / `extractor` / `shard`: injected by
     tests; by default the process count comes from the launcher's environment)."""
-    from tqdm.auto import tqdm
 
     shard = shard or Shard.from_environment()
     input_path, output_path = Path(args.input), Path(args.output)
@@ -387,8 +387,20 @@ def run(
         relations = extractor.relation_set(getattr(args, "relations", None))
     except ValueError as err:
         raise SystemExit(f"error: --relations: {err}") from None
+    lock = OutputLock(output_path.with_name(f".{output_path.name}.lock"), what="extraction", target=output_path)
     if shard.is_main:
         output_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()  # one writer per output: a second extraction into it would write every record twice
+    try:
+        return _extract(args, shard, extractor, relations, input_path, output_path, image_dir)
+    finally:
+        lock.release()
+
+
+def _extract(args, shard, extractor, relations, input_path: Path, output_path: Path, image_dir: Path) -> dict:
+    from tqdm.auto import tqdm
+
+    if shard.is_main:
         if args.overwrite:
             for stale in [output_path, *part_files(output_path)]:
                 stale.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from datasets_scripts.locking import OutputLock
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import ROCModel, ROCProcessor
 from roc_mre.labels import find_none_label
@@ -171,52 +172,6 @@ def check_output_dir(args: argparse.Namespace) -> None:
     if problem:
         print(f"train.py: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-
-
-class OutputLock:
-    """One writer per output folder: `<output_dir>/.roc_train.lock` holds the writer's pid; a second train.py into
-    the same folder is refused while that process lives (a lock left by a dead process is taken over)."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / LOCK_FILE
-        self.held = False
-
-    def acquire(self) -> None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    holder = int(self.path.read_text(encoding="utf-8").strip() or 0)
-                except (OSError, ValueError):
-                    holder = 0
-                if holder and _process_alive(holder):
-                    raise SystemExit(
-                        f"train.py: error: another train.py (pid {holder}) is writing to {self.path.parent}; wait "
-                        f"for it to finish, or remove {self.path} if that process is gone"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # left by a process that died
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(f"{os.getpid()}\n")
-            self.held = True
-            return
-        raise SystemExit(f"train.py: error: cannot take the lock {self.path}")
-
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_previous_run(output_dir: Path) -> list[str]:
@@ -742,7 +697,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             )
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"error: {err}") from None
-    lock = OutputLock(output_dir)
+    lock = OutputLock(output_dir / LOCK_FILE, what="train.py")
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire()

@@ -489,3 +489,12 @@ def test_an_image_linked_out_of_the_image_folder_is_reported_as_such(tmp_path, m
     images = builder.report["splits"]["train"]["images"]
     assert (images["found"], images["missing"], images["corrupt"], images["linked_outside_the_folder"]) == (3, 0, 1, 1)
     assert images["linked_outside_ids"] == ["mnre_train_2.jpg"]
+
+
+def test_a_second_build_into_the_same_folder_is_refused_while_the_first_runs(tmp_path, mnre_fixture):
+    import os
+
+    (tmp_path / ".out.build.lock").write_text(f"{os.getppid()}\n")  # a live build holds it
+    with pytest.raises(SystemExit, match="another build .* is writing to .*out"):
+        _build_into(tmp_path / "out", mnre_fixture["root"], tmp_path)
+    assert not (tmp_path / "out").exists()

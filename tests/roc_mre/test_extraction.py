@@ -604,3 +604,17 @@ def test_a_posts_caption_is_read_by_the_model(extractor):
     assert [t["score"] for t in batch[1]] == pytest.approx([t["score"] for t in captioned], abs=1e-5)
     with pytest.raises(ValueError, match="'caption' must be a string"):
         extractor({"text": post, "caption": ["not", "a", "string"]})
+
+
+def test_a_second_extraction_into_the_same_output_is_refused(extractor, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": 1, "text": "Alice married Bob"}) + "\n")
+    output = tmp_path / "out.jsonl"
+    (tmp_path / ".out.jsonl.lock").write_text(f"{os.getppid()}\n")  # a live extraction holds it
+    args = parse_args(["--model", "unused", "--input", str(source), "--output", str(output), "--no_progress"])
+    with pytest.raises(SystemExit, match=f"another extraction \\(pid {os.getppid()}\\) is writing to {output}"):
+        run(args, extractor=extractor)
+    assert not output.exists(), "nothing written"
+    (tmp_path / ".out.jsonl.lock").unlink()
+    run(args, extractor=extractor)
+    assert len(output.read_text().splitlines()) == 1 and not (tmp_path / ".out.jsonl.lock").exists()

@@ -603,16 +603,15 @@ def test_a_failed_start_leaves_the_old_run_and_writes_nothing(trained_run, input
 
 
 def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
-    from roc_mre.training.loop import LOCK_FILE, OutputLock
+    from datasets_scripts.locking import OutputLock
+    from roc_mre.training.loop import LOCK_FILE
 
     (tmp_path / LOCK_FILE).write_text(f"{os.getppid()}\n")  # a live process holds it
-    with pytest.raises(SystemExit, match=f"another train.py \\(pid {os.getppid()}\\) is writing"):
-        OutputLock(tmp_path).acquire()
+    with pytest.raises(SystemExit, match=f"another train.py \\(pid {os.getppid()}\\) is writing to {tmp_path}"):
+        OutputLock(tmp_path / LOCK_FILE, what="train.py").acquire()
     (tmp_path / LOCK_FILE).write_text("999999999\n")  # a dead one left it
-    lock = OutputLock(tmp_path)
-    lock.acquire()
-    assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
-    lock.release()
+    with OutputLock(tmp_path / LOCK_FILE, what="train.py"):
+        assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
     assert not (tmp_path / LOCK_FILE).exists()
 
 
