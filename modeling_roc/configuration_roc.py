@@ -8,6 +8,7 @@ imports `transformers` and the standard library.
 
 import importlib
 import math
+import numbers
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -232,7 +233,7 @@ class ROCConfig(PretrainedConfig):
             kwargs["id2label"] = dict(enumerate(labels))
             kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
         self.relation_bank = dict(relation_bank) if relation_bank else {}
-        self.relation_score_offsets = dict(relation_score_offsets) if relation_score_offsets else {}
+        self.relation_score_offsets = relation_score_offsets or {}  # checked and made {label: float} by _validate
         super().__init__(**kwargs)
         self._validate()
 
@@ -251,7 +252,7 @@ class ROCConfig(PretrainedConfig):
                 "`use_fusion=False` has no way to use images (the fusion encoder is what mixes them in); "
                 f"set `vision_model_name=None` (got {self.vision_model_name!r}) for the 'w/o fusion' ablation."
             )
-        check_score_offsets(self.relation_score_offsets, self.relation_labels, self.head)
+        self.relation_score_offsets = check_score_offsets(self.relation_score_offsets, self.relation_labels, self.head)
         if self.caption_tokens and not self.use_fusion:
             raise ValueError("`caption_tokens=True` needs the fusion encoder (`use_fusion=True`): it reads them.")
         if self.text_config.hidden_size % self.num_fusion_heads:
@@ -270,20 +271,43 @@ class ROCConfig(PretrainedConfig):
 NONE_LABELS = ("None", "none", "NA", "no_relation")
 
 
-def check_score_offsets(offsets: dict[str, float], labels: list[str], head: str) -> None:
-    """Raise a one-line error for an offset a model could not apply (see `ROCConfig.relation_score_offsets`)."""
+# A cosine lies in [-1, 1], so an offset of 2 already puts a relation above every other whatever the pair; a huge one
+# (1e39) overflows the scaled logits to infinity and every softmax to NaN. Anything within this bound is finite.
+MAX_SCORE_OFFSET = 10.0
+
+
+def check_score_offsets(offsets, labels: list[str], head: str) -> dict[str, float]:
+    """The offsets as `{label: float}`, or a one-line error for one a model could not apply (see
+    `ROCConfig.relation_score_offsets`). Any real number type is accepted (numpy's float32 too)."""
+    if offsets is None:
+        return {}
+    if not isinstance(offsets, dict):
+        raise ValueError(
+            f"`relation_score_offsets` must be a mapping {{label: number}}, got {type(offsets).__name__}: {offsets!r}."
+        )
     if not offsets:
-        return
+        return {}
     if head != "retrieval":
         raise ValueError(
             f"`relation_score_offsets` shift cosine similarities, which only the retrieval head has (head={head!r})."
         )
+    keys = [label for label in offsets if not isinstance(label, str)]
+    if keys:
+        raise ValueError(f"`relation_score_offsets` keys must be relation labels (strings), got {keys!r}.")
     unknown = [label for label in offsets if label not in labels]
     if unknown:
         raise ValueError(f"`relation_score_offsets` names relations that are not in the bank: {unknown}.")
+    checked = {}
     for label, offset in offsets.items():
-        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset):
+        if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not math.isfinite(offset):
             raise ValueError(f"`relation_score_offsets[{label!r}]` must be a finite number, got {offset!r}.")
+        if abs(offset) > MAX_SCORE_OFFSET:
+            raise ValueError(
+                f"`relation_score_offsets[{label!r}]` = {offset} is outside [-{MAX_SCORE_OFFSET}, "
+                f"{MAX_SCORE_OFFSET}]: it is added to a cosine similarity, which lies in [-1, 1]."
+            )
+        checked[label] = float(offset)
+    return checked
 
 
 __all__ = [

@@ -536,8 +536,7 @@ class ROCModel(ROCPreTrainedModel):
                 f"fixed label set {self.relation_labels}; only descriptions of those labels can change."
             )
         labels = list(relation_bank)
-        check_score_offsets(score_offsets or {}, labels, self.config.head)
-        self.config.relation_score_offsets = dict(score_offsets or {})
+        self.config.relation_score_offsets = check_score_offsets(score_offsets or {}, labels, self.config.head)
         self.config.relation_bank = dict(relation_bank)
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}

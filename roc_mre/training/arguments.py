@@ -341,13 +341,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith((".yaml", ".yml")):
-        import yaml
+    """The flags of a YAML / JSON config file; a missing, unreadable or malformed file is one parser error."""
+    if Path(path).is_dir():
+        parser.error(f"--config {path} is a folder, not a YAML or JSON file")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        parser.error(f"--config {path}: no such file")
+    except UnicodeDecodeError as err:
+        parser.error(f"--config {path}: not UTF-8 text ({err.reason} at byte {err.start})")
+    except OSError as err:
+        parser.error(f"--config {path}: cannot be read ({err.strerror})")
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
 
-        values = yaml.safe_load(text) or {}
-    else:
-        values = json.loads(text)
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except ValueError as err:  # json.JSONDecodeError
+        parser.error(f"--config {path}: not valid JSON ({err})")
+    except Exception as err:  # noqa: BLE001 - yaml.YAMLError, without importing yaml for JSON files
+        reason = " ".join(str(err).split())
+        parser.error(f"--config {path}: not valid YAML ({reason})")
     if not isinstance(values, dict):
         parser.error(f"{path}: expected a mapping of flag names to values, got {type(values).__name__}")
     actions = {action.dest: action for action in parser._actions}

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -193,6 +195,9 @@ def test_score_offsets_shift_only_their_relation_predict_it_and_are_saved(make_m
     [
         ({"/not/in/bank": 0.1}, "not in the bank: \\['/not/in/bank'\\]"),
         ({"None": float("nan")}, "relation_score_offsets\\['None'\\]` must be a finite number"),
+        ({"None": 1e39}, "outside \\[-10.0, 10.0\\]"),
+        ({3: 0.1}, "keys must be relation labels"),
+        ([("None", 0.1)], "must be a mapping"),
         ({"None": "0.1"}, "must be a finite number, got '0.1'"),
     ],
 )
@@ -525,3 +530,17 @@ def test_trainer_predict_returns_the_logits_of_every_example_once(make_model, pr
     predictions = trainer.predict(dataset)
     assert predictions.predictions.shape == (len(rows), len(TINY_BANK)), "logits only, no bank stacked per batch"
     assert predictions.label_ids.tolist() == [row["relation"] for row in rows]
+
+
+def test_numpy_offsets_are_numbers_and_a_list_in_config_json_is_a_clear_error(make_model, tmp_path):
+    import numpy as np
+
+    model = make_model()
+    model.set_relation_bank(dict(TINY_BANK), score_offsets={"None": np.float32(0.25)})
+    assert model.config.relation_score_offsets == {"None": 0.25}
+    model.save_pretrained(tmp_path)  # JSON-serializable: stored as a float
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["relation_score_offsets"] = [["None", 0.25]]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="`relation_score_offsets` must be a mapping"):
+        ROCModel.from_pretrained(tmp_path)

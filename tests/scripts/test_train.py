@@ -621,3 +621,27 @@ def test_a_loss_that_becomes_non_finite_stops_the_run_before_weights_are_saved(i
     done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *args], capture_output=True, text=True)
     assert done.returncode != 0 and "the training loss became" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "yaml_syntax", "json_syntax", "latin1"])
+def test_a_bad_config_file_is_one_error_line(kind, tmp_path, capsys):
+    path = {
+        "missing": tmp_path / "nope.yaml",
+        "folder": tmp_path,
+        "yaml_syntax": tmp_path / "bad.yaml",
+        "json_syntax": tmp_path / "bad.json",
+        "latin1": tmp_path / "latin.yaml",
+    }[kind]
+    if kind == "yaml_syntax":
+        path.write_text("num_train_epochs: [1\n")
+    elif kind == "json_syntax":
+        path.write_text("{num_train_epochs: 1")
+    elif kind == "latin1":
+        path.write_bytes("note: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as stopped:
+        _args("--config", str(path), "--output_dir", str(tmp_path / "out"))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("train.py: error: --config") or "error: --config" in err, err
+    assert {"missing": "no such file", "folder": "is a folder", "yaml_syntax": "not valid YAML",
+            "json_syntax": "not valid JSON", "latin1": "not UTF-8"}[kind] in err  # fmt: skip
