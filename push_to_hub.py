@@ -45,36 +45,30 @@ from roc_mre.hub.verify import RESULT_MARKER
 
 
 REPO_ROOT = Path(__file__).resolve().parent
+# The files a tokenizer is saved as; the same set is published for the text and the relation tokenizer.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 # Top-level files of a run folder that the model needs (besides the code files named by its auto_map).
 MODEL_FILE_PATTERNS = (
     "config.json",
     "model.safetensors",
     "model-*-of-*.safetensors",
     "model.safetensors.index.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
+    *TOKENIZER_FILES,
     "processor_config.json",
     "preprocessor_config.json",
 )
 # The tokenizer files of the relation encoder's folder; nothing else in it is published.
-RELATION_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-)
+RELATION_TOKENIZER_FILES = TOKENIZER_FILES
 # Reports users can read on the Hub, per split the run evaluated (eval_results.json names them); predictions, logs,
 # checkpoints/ and anything else stay local.
 RUN_REPORTS = ("eval_results.json", "all_results.json")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets_scripts.redaction import redact_local_paths
+from roc_mre.training.arguments import positive_int  # the one "integer >= 1" argparse type (imports no torch)
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,13 +26,6 @@ def result_name(text: str) -> str:
             f"{text!r}: use letters, digits, '_', '-' and '.' only (it names a results file and a run folder)"
         )
     return text
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def repo_relative(value: Any, root: Path = REPO_ROOT) -> Any:
