@@ -190,6 +190,24 @@ class SpacyTagger:
             ]
 
 
+    def split_words(self, text: str) -> list[tuple[str, int]]:
+        """`text` as the pipeline's tokenizer splits it: `(word, start character)` pairs, spaces dropped."""
+        return [(token.text, token.idx) for token in self.nlp.tokenizer(text) if not token.is_space]
+
+
+# Raw text split as MNRE's words are: URLs, @handles and #hashtags whole, words (with inner ' - .) whole, every other
+# punctuation mark a word of its own ("Obama," -> "Obama", ","). Used when the NER backend has no tokenizer.
+WORD_PATTERN = re.compile(r"https?://\S+|[@#]?\w+(?:['’\-.]\w+)*|[^\w\s]")
+
+
+def split_words(text: str, tagger=None) -> list[tuple[str, int]]:
+    """`text` as `(word, start character)` pairs: the NER backend's own tokenizer when it has one (spaCy), so that
+    the entities it finds line up with the words, else `WORD_PATTERN`."""
+    if tagger is not None and hasattr(tagger, "split_words"):
+        return tagger.split_words(text)
+    return [(match.group(0), match.start()) for match in WORD_PATTERN.finditer(text)]
+
+
 class StanzaTagger:
     """Stanza's English NER on pre-tokenized sentences (`tokenize_pretokenized=True`); never downloads anything."""
 

@@ -5,14 +5,15 @@
 
 Input, one JSON object a line: `{"id": ..., "text": "..." | "tokens": [...], "image": "path" (optional),
 "caption": "..." (optional: a text describing the image, read by a model trained with --use_captions),
-"entities": [{"start", "end", "type"}] (optional: skips NER)}`. `text` is split into words on whitespace; `tokens`
-wins when both are given; a relative image path is read from `--image_dir` (default: the input file's folder).
+"entities": [{"start", "end", "type"}] (optional: skips NER)}`. `text` is split into words by the NER backend's
+tokenizer (punctuation apart, as MNRE's words are; see `roc_mre.extraction.extractor`); `tokens` wins when both are
+given; a relative image path is read from `--image_dir` (default: the input file's folder).
 Blank lines are ignored.
 
 Output, one JSON object per input line, in input order: `{"id", "line", "triples": [{"subject": {"text", "start",
-"end", "type"}, "relation", "score", "description", "object": {...}}]}`, or `{"id", "line", "error": "..."}` for a
-line that could not be used (invalid JSON, no `id`, no words, image not found, ...): the run goes on, and the number
-of such lines is printed at the end.
+"end", "start_char", "end_char", "type"}, "relation", "relation_name", "score", "description", "object": {...}}]}`,
+or `{"id", "line", "error": "..."}` for a line that could not be used (invalid JSON, no `id`, no words, image not
+found, ...): the run goes on, and the number of such lines is printed at the end.
 
 Memory stays constant in the input size (posts are read, scored and written `--chunk_size` at a time; only the ids
 seen are kept, to resume and to catch duplicates). The output is flushed after every chunk, so a killed run loses at

