@@ -91,15 +91,16 @@ class ROCRelationExtractionPipeline(Pipeline):
             raise ValueError(
                 f"'caption' must be a string (a text describing the image), got {type(caption).__name__}."
             )
-        # in "tokens" mode every example carries caption inputs (None: masked), so that examples batch together
-        with_caption = caption is not None or self.processor.caption_mode == "tokens"
         encoded = self.processor(
             inputs["tokens"],
             inputs["subject"],
             inputs["object"],
             images=image if has_vision else None,
-            captions=[caption] if with_caption else None,
+            captions=caption,
         )
+        if self.processor.caption_mode == "tokens" and "caption_input_ids" not in encoded:
+            # every example carries caption inputs (masked when it has none), so that examples batch together
+            encoded.update(self.processor.caption_token_inputs([None]))
         if has_vision and "pixel_values" not in encoded:
             # keep every example's keys identical so that examples can be batched together
             encoded.update(self.processor.no_image_inputs(1))

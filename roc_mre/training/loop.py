@@ -91,6 +91,9 @@ RESUMABLE_CHANGES = frozenset(
         "checkpointing_steps", "do_eval",
     }
 )  # fmt: skip
+# Flags a resumed run may change but that change the run: allowed, and recorded in training_args.json
+# (`resumed_with`): training for more epochs than first planned.
+RECORDED_RESUME_CHANGES = frozenset({"num_train_epochs"})
 
 
 def folder_kind(folder: Path) -> str | None:
@@ -104,18 +107,26 @@ def folder_kind(folder: Path) -> str | None:
     return None
 
 
-def changed_flags(args: argparse.Namespace, recorded: dict) -> list[str]:
-    """The flags of `args` that differ from the run's recorded ones and change what it trains."""
+def changed_flags(args: argparse.Namespace, recorded: dict, allowed: frozenset = RESUMABLE_CHANGES) -> list[str]:
+    """The flags of `args` that differ from the run's recorded ones, `allowed` ones aside."""
     current = json.loads(json.dumps(vars(args)))
     changes = []
     for key, value in current.items():
-        if key in RESUMABLE_CHANGES or key not in recorded:
+        if key in allowed or key not in recorded:
             continue
         if key == "mixed_precision" and value is None:
             continue  # recorded as the effective value, given here as "from the Accelerate config"
         if recorded[key] != value:
             changes.append(f"--{key} {recorded[key]!r} -> {value!r}")
     return changes
+
+
+def _recorded_args(output_dir: Path) -> dict:
+    try:
+        recorded = json.loads((output_dir / "training_args.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def check_output_dir(args: argparse.Namespace) -> None:
@@ -147,11 +158,8 @@ def check_output_dir(args: argparse.Namespace) -> None:
                 f"{RUN_MARKER}); nothing there was changed"
             )
         else:
-            try:
-                recorded = json.loads((output_dir / "training_args.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                recorded = {}
-            changes = changed_flags(args, recorded)
+            recorded = _recorded_args(output_dir)
+            changes = changed_flags(args, recorded, RESUMABLE_CHANGES | RECORDED_RESUME_CHANGES)
             if changes:
                 problem = (
                     "--resume_from_checkpoint continues the run with its recorded flags, but these differ: "
@@ -707,6 +715,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         marker = RUN_MARKER if args.do_train else EVAL_MARKER
         (output_dir / marker).write_text(json.dumps({"writer": "train.py"}) + "\n", encoding="utf-8")
         recorded = {**vars(args), **settings}  # the effective mixed precision, not the flag's None
+        if args.resume_from_checkpoint:  # what this resume changed (the allowed, run-changing flags), kept
+            previous = _recorded_args(output_dir)
+            changes = changed_flags(args, previous, frozenset(vars(args)) - RECORDED_RESUME_CHANGES)
+            recorded["resumed_with"] = previous.get("resumed_with", []) + ([changes] if changes else [])
         (output_dir / "training_args.json").write_text(json.dumps(recorded, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
     try:

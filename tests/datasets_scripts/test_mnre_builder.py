@@ -298,10 +298,13 @@ def test_push_to_hub_uploads_the_built_folder(tmp_path, mnre_fixture, monkeypatc
         def create_repo(self, repo_id, **kwargs):
             calls.append(("create_repo", repo_id, kwargs))
 
-        def upload_folder(self, **kwargs):
-            folder = Path(kwargs["folder_path"])  # a staged copy, removed after the upload: read it now
-            uploaded = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-            calls.append(("upload_folder", kwargs, uploaded))
+        def list_repo_files(self, repo_id, **kwargs):
+            return []
+
+        def create_commit(self, **kwargs):
+            # the staged copy is removed after the upload: read the files now
+            uploaded = {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in kwargs["operations"]}
+            calls.append(("create_commit", kwargs, uploaded))
             return SimpleNamespace(commit_url="https://huggingface.co/datasets/me/mnre-ner/commit/abc")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)

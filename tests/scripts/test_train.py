@@ -419,6 +419,8 @@ def test_resuming_never_unpickles_the_checkpoint(inputs, tmp_path):
     _run(resume)
     curve = json.loads((run / "all_results.json").read_text())["learning_curve"]
     assert [r["epoch"] for r in curve] == [1, 2], "the training state came back from training_state.json"
+    recorded = json.loads((run / "training_args.json").read_text())
+    assert recorded["num_train_epochs"] == 2 and recorded["resumed_with"] == [["--num_train_epochs 1 -> 2"]]
 
 
 def test_captions_are_read_when_asked_and_refused_when_the_dataset_has_none(inputs, tmp_path):
