@@ -21,6 +21,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .modeling_roc import quantize_int8
+from .processing_roc import is_visual_object
 
 
 logger = logging.get_logger(__name__)
@@ -81,6 +82,11 @@ class ROCRelationExtractionPipeline(Pipeline):
             )
         image = inputs.get("image")
         has_vision = getattr(self.model, "vision_model", None) is not None
+        if is_visual_object(inputs["object"]) and (image is None or not has_vision):
+            raise ValueError(
+                "The object is a region of the image (a 'box', MORE), so it needs the post's image and a model with a "
+                "vision encoder; got " + ("no image." if image is None else "a text-only model.")
+            )
         if image is not None and not has_vision:
             logger.warning_once(
                 "This ROC model is text-only (no vision encoder): the images given are ignored and relations are "

@@ -75,7 +75,9 @@ RUN_FILE_PATTERNS = (
     "per_relation_*.json",
     "confusion_matrix_*.png",
 )
-RUN_DIRS = ("checkpoints", "relation_tokenizer")
+# `roc/`: the trackers' logs (Accelerate writes them under <output_dir>/<project name>, `init_trackers("roc")`)
+TRACKER_PROJECT = "roc"
+RUN_DIRS = ("checkpoints", "relation_tokenizer", TRACKER_PROJECT)
 
 
 # Written into every folder train.py trains or evaluates into: the one proof that replacing or resuming it loses
@@ -784,7 +786,7 @@ def _train_and_evaluate(
         scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
         scheduler = accelerator.prepare(scheduler)  # saved and restored with the checkpoints
         if args.report_to != "none":
-            accelerator.init_trackers("roc", config={k: v for k, v in vars(args).items() if v is not None})
+            accelerator.init_trackers(TRACKER_PROJECT, config={k: v for k, v in vars(args).items() if v is not None})
         if args.resume_from_checkpoint:
             resume(accelerator, args, state, output_dir / "checkpoints")
         log = LogHistory(accelerator, output_dir / "log_history.jsonl", state.global_step)

@@ -202,3 +202,9 @@ def test_a_module_loaded_again_and_a_model_built_log_no_noise():
     assert done.returncode == 0, done.stderr[-2000:]
     assert "already registered" not in done.stderr
     assert "multivariate normal" not in done.stderr
+
+
+def test_a_visual_object_without_an_image_is_refused(pipe):
+    box = {"box": [0.5, 0.5, 0.2, 0.2], "type": "OBJECT"}
+    with pytest.raises(ValueError, match="region of the image .* got no image"):
+        pipe({**EXAMPLE, "object": box})

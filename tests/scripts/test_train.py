@@ -477,7 +477,13 @@ def test_report_to_a_tracker_that_is_not_installed_fails_before_training(inputs,
 
 def test_report_to_tensorboard_writes_event_files(inputs, tmp_path):
     _run(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--report_to", "tensorboard"))
-    assert list((tmp_path / "run").rglob("events.out.tfevents.*")), "the train extra's tracker logged"
+    first = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert first, "the train extra's tracker logged"
+    # a replaced run takes its curves with it: the new run's logs are not beside the old run's
+    _run(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--report_to", "tensorboard",
+                     "--overwrite_output_dir"))  # fmt: skip
+    second = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert second and not set(first) & set(second)
 
 
 def test_every_flag_has_help_and_choices_come_from_the_config():
