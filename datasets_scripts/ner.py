@@ -189,7 +189,6 @@ class SpacyTagger:
                 for doc in self.nlp.pipe(docs, batch_size=self.batch_size, n_process=self.processes)
             ]
 
-
     def split_words(self, text: str) -> list[tuple[str, int]]:
         """`text` as the pipeline's tokenizer splits it: `(word, start character)` pairs, spaces dropped."""
         return [(token.text, token.idx) for token in self.nlp.tokenizer(text) if not token.is_space]
