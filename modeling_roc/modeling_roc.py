@@ -14,6 +14,7 @@ This file is copied next to the weights by `save_pretrained` (remote code): it i
 """
 
 import math
+import numbers
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ class CallTimeRelations:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"`relations[{label!r}]`: the description must be a non-empty string, got {value!r}.")
             if threshold is not None:
-                if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+                if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
                     raise ValueError(f"`relations[{label!r}]['threshold']` must be a number, got {threshold!r}.")
                 if not -1.0 <= float(threshold) <= 1.0:
                     raise ValueError(
@@ -349,8 +350,6 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_cache = None  # relation embeddings, valid only in eval mode
         self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
         self._call_time_cache = {}  # relation sets given at call time -> their H_r, valid only in eval mode
-        self._output_hidden_states = self._output_attentions = False  # set per forward call
-        self._text_outputs = None
         self.post_init()
         self.train(self.training)  # applies the frozen relation encoder's eval mode
         # `pipeline("multimodal-relation-extraction", model=<this model>)` needs the task registered in this process,
@@ -690,14 +689,42 @@ class ROCModel(ROCPreTrainedModel):
         caption_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """H_E = σ(W[H_s; H_o] + b), `(batch, pair_embed_dim)`."""
+        return self._encode_pairs(
+            input_ids,
+            attention_mask,
+            subject_index,
+            object_index,
+            pixel_values,
+            image_mask,
+            token_type_ids,
+            caption_input_ids,
+            caption_attention_mask,
+            caption_mask,
+        )[0]
+
+    def _encode_pairs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        subject_index: torch.Tensor | None = None,
+        object_index: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        caption_input_ids: torch.Tensor | None = None,
+        caption_attention_mask: torch.Tensor | None = None,
+        caption_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, ModelOutput]:
+        """H_E and the text encoder's outputs (with its hidden states / attentions when asked)."""
         text_outputs = self.text_model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
-            output_hidden_states=self._output_hidden_states,
-            output_attentions=self._output_attentions,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
-        self._text_outputs = text_outputs if self._output_hidden_states or self._output_attentions else None
         text_states = text_outputs.last_hidden_state  # (batch, text_len, hidden)
         text_len = text_states.shape[1]
         marker_pooling = self.config.entity_pooling == "marker"
@@ -741,7 +768,7 @@ class ROCModel(ROCPreTrainedModel):
                 pooled = text_states[rows, markers].flatten(1)  # [H_s; H_o]
             else:
                 pooled = masked_mean(text_states, attention_mask)
-        return self.pair_activation(self.pair_proj(pooled))
+        return self.pair_activation(self.pair_proj(pooled)), text_outputs
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         # the processor gives float32 pixels; a bf16 / fp16 vision tower needs its own dtype (as HF vision models cast)
@@ -796,13 +823,11 @@ class ROCModel(ROCPreTrainedModel):
         kwargs.pop("num_items_in_batch", None)  # Trainer's loss normalisation: the losses here are means already
         if kwargs:
             raise TypeError(f"ROCModel.forward got unexpected arguments {sorted(kwargs)}.")
-        self._output_hidden_states = bool(
+        output_hidden_states = bool(
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        self._output_attentions = bool(
-            self.config.output_attentions if output_attentions is None else output_attentions
-        )
-        pair_embeds = self.get_pair_features(
+        output_attentions = bool(self.config.output_attentions if output_attentions is None else output_attentions)
+        pair_embeds, text_outputs = self._encode_pairs(
             input_ids,
             attention_mask,
             subject_index,
@@ -813,6 +838,8 @@ class ROCModel(ROCPreTrainedModel):
             caption_input_ids,
             caption_attention_mask,
             caption_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         relation_embeds = logit_scale = None
         if self.classifier is not None:
@@ -836,15 +863,14 @@ class ROCModel(ROCPreTrainedModel):
             # after the loss: offsets calibrate predictions of relations added after training, they are not trained
             if self.config.relation_score_offsets and relations is None:
                 logits = logits + logit_scale * self._score_offsets(logits)
-        text_outputs, self._text_outputs = self._text_outputs, None
         output = ROCOutput(
             loss=loss,
             logits=logits,
             pair_embeds=pair_embeds,
             relation_embeds=relation_embeds,
             logit_scale=logit_scale,
-            hidden_states=text_outputs.hidden_states if text_outputs is not None else None,
-            attentions=text_outputs.attentions if text_outputs is not None else None,
+            hidden_states=text_outputs.hidden_states if output_hidden_states else None,
+            attentions=text_outputs.attentions if output_attentions else None,
         )
         if return_dict is False:
             return output.to_tuple()
