@@ -1,11 +1,12 @@
 """Train and evaluate ROC on a relation-extraction dataset built by `datasets_scripts` (MNRE).
 
-Runs the same as `python train.py ...`, `accelerate launch train.py ...` (any Accelerate config: multi-GPU DDP, FSDP,
+Runs the same as `python train.py ...`, `python -m roc_mre.training ...`, `roc-train ...` (the installed console
+script), `accelerate launch train.py ...` (any Accelerate config: multi-GPU DDP, FSDP,
 DeepSpeed) and, for a 2-process CPU run, `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2
 train.py ...` (plain `--cpu --num_processes 2` starts only one process in accelerate 1.15).
 
-    python train.py --config configs/mnre_minilm_offline.yaml                 # the offline default
-    python train.py --config configs/mnre_minilm_offline.yaml --num_train_epochs 1 --max_train_samples 512
+    python train.py --config mnre_minilm_offline                 # the offline default
+    python train.py --config mnre_minilm_offline --num_train_epochs 1 --max_train_samples 512
     python train.py --do_eval --model_name_or_path runs/mnre-minilm --dataset_name_or_path data/mnre --eval_split test
 
 A run folder ends up holding the best epoch's model (selected on validation micro-F1; `save_pretrained` with remote
@@ -16,17 +17,10 @@ the effective ones (`accelerator.state`: mixed precision, distributed type, proc
 """
 
 from roc_mre.training.arguments import build_parser, parse_args
+from roc_mre.training.cli import main
 
 
 __all__ = ["build_parser", "main", "parse_args"]
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Parse the flags (so `--help` and a bad flag answer before torch is imported), then train or evaluate."""
-    args = parse_args(argv)
-    from roc_mre.training.loop import run
-
-    return run(args, argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The paper's ablations, same code, flags only: each run adds one switch to a reference recipe.
 
-    python benchmarks/ablations.py --name short --parallel 2 -- --config configs/mnre_minilm_offline.yaml \
+    python benchmarks/ablations.py --name short --parallel 2 -- --config mnre_minilm_offline \
         --num_train_epochs 1
     python benchmarks/ablations.py --name full --from_run reference=runs/q --from_run no_fusion=runs/q-nofusion -- ...
     python benchmarks/ablations.py --name full \

@@ -1,6 +1,6 @@
 """Quality benchmark: train ROC on MNRE, select on validation, record the learning curve and the final metrics.
 
-    python benchmarks/quality.py --name default -- --config configs/mnre_minilm_offline.yaml --output_dir runs/q
+    python benchmarks/quality.py --name default -- --config mnre_minilm_offline --output_dir runs/q
     python benchmarks/quality.py --name default --from_run runs/q        # collect a run trained earlier
 
 Everything after `--` is passed to train.py unchanged. Writes `benchmarks/results/quality_<name>.json` with the exact

@@ -4,7 +4,7 @@ ROC represents each relation by the embedding of a text, so a relation can be ad
 description and calling `model.set_relation_bank(...)`, with no retraining. This benchmark measures that promise:
 
     python benchmarks/unseen_relations.py --name 2ep --ceiling_run runs/unseen-ceiling -- \
-        --config configs/mnre_minilm_offline.yaml --num_train_epochs 2
+        --config mnre_minilm_offline --num_train_epochs 2
     python benchmarks/unseen_relations.py --name 2ep --folds 0 --shots 5 -- ...   # few-shot on fold 0
 
 Everything after `--` is the recipe, passed to train.py unchanged (its `--dataset_name_or_path` is the full dataset).
@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.train_args = [a for a in args.train_args if a != "--"]
     if not args.train_args:
-        parser.error("give the train.py recipe after --, e.g. -- --config configs/mnre_minilm_offline.yaml")
+        parser.error("give the train.py recipe after --, e.g. -- --config mnre_minilm_offline")
     if args.k < 1:
         parser.error(f"--k must be >= 1, got {args.k}")
     if any(n < 0 for n in args.shots):

@@ -16,9 +16,6 @@ import time
 import warnings
 from pathlib import Path
 
-import datasets
-from datasets.exceptions import DatasetGenerationError
-
 from .captions import CAPTIONERS
 
 
@@ -227,6 +224,9 @@ def main(argv: list[str] | None = None, tagger=None) -> dict:
     from .source_lines import InvalidLineError
 
     args = parse_args(argv)
+    import datasets  # after parsing: --help and a bad flag answer without loading datasets (about a second)
+    from datasets.exceptions import DatasetGenerationError
+
     progress_was_on = datasets.is_progress_bar_enabled()
     if args.no_progress:
         datasets.disable_progress_bars()

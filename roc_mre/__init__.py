@@ -8,5 +8,10 @@
   (`python -m roc_mre.hub.verify`); `push_to_hub.py` drives them.
 - `roc_mre.labels`: the "no relation" label lookup shared by training and extraction.
 
+Console scripts (`roc_mre.console`): `roc-build`, `roc-train`, `roc-extract`, `roc-push`; the configs of `--config`
+ship in `roc_mre/configs/`.
+
 Dependencies point one way: `roc_mre` imports `modeling_roc` and `datasets_scripts`; neither imports `roc_mre`.
 """
+
+__version__ = "0.1.0"

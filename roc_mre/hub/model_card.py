@@ -17,13 +17,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from datasets_scripts.mnre import CITATION as MNRE_CITATION
 from datasets_scripts.more import CITATION as MORE_CITATION
 from modeling_roc.pipeline_roc import TASK
+from roc_mre.hub import DEFAULT_LICENSE
 
 
 RELATION_BANK_FILE = "relation_bank.json"
 TEMPLATE_PATH = Path(__file__).with_name("model_card_template.md")
-# The model's own license, chosen on purpose: the project's code and the MiniLM / BERT encoders it starts from are
-# Apache-2.0. The training data's terms are a separate question (DATA_LICENSE_TEXT), stated in every card.
-DEFAULT_LICENSE = "apache-2.0"
 LICENSE_TEXT = {
     "apache-2.0": "The weights and code are released under Apache-2.0, like the project and its default encoders "
     "(all-MiniLM-L6-v2, BERT).",

@@ -13,8 +13,12 @@ import importlib.util
 import json
 import math
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
+
+# The configs shipped as package data (importlib.resources: they load from a wheel, not only from a checkout).
+CONFIGS = files("roc_mre") / "configs"
 
 # Accelerate's trackers and the module each one needs (accelerate.utils.LoggerType).
 TRACKER_PACKAGES = {
@@ -120,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train / evaluate ROC (Retrieval over Classification) for multimodal relation extraction.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML or JSON file whose keys are flag names; flags on the command line win.")
+    parser.add_argument(
+        "--config",
+        help="YAML or JSON file whose keys are flag names (flags on the command line win), or the name of a config "
+        f"shipped with the package: {', '.join(shipped_configs())}.",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name_or_path", help="Dataset folder or Hub id built by datasets_scripts.build.")
     data.add_argument("--dataset_config_name", help="Config of the dataset (None: its default).")
@@ -340,12 +348,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def shipped_configs() -> list[str]:
+    """Names of the configs inside the package (`roc_mre/configs/<name>.yaml`), which work from any folder."""
+    return sorted(entry.name[: -len(".yaml")] for entry in CONFIGS.iterdir() if entry.name.endswith(".yaml"))
+
+
+def _config_source(path: str):
+    """The file `--config path` means: the path itself when it exists, else the shipped config of that name.
+
+    A name is the config's stem (`mnre_minilm_offline`), its file name, or `configs/<file name>` (the checkout's
+    layout before the configs moved into the package, as older commands and results files spell it).
+    """
+    if Path(path).exists():
+        return Path(path)
+    candidate = Path(path)
+    if candidate.parent in (Path("."), Path("configs")):
+        name = candidate.name[: -len(candidate.suffix)] if candidate.suffix in (".yaml", ".yml") else candidate.name
+        if name in shipped_configs():
+            return CONFIGS / f"{name}.yaml"
+    return None
+
+
 def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
     """The flags of a YAML / JSON config file; a missing, unreadable or malformed file is one parser error."""
     if Path(path).is_dir():
         parser.error(f"--config {path} is a folder, not a YAML or JSON file")
+    source = _config_source(path)
+    if source is None:
+        parser.error(
+            f"--config {path}: no such file, and no shipped config of that name ({', '.join(shipped_configs())})"
+        )
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
         parser.error(f"--config {path}: no such file")
     except UnicodeDecodeError as err:
@@ -353,7 +387,7 @@ def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
     except OSError as err:
         parser.error(f"--config {path}: cannot be read ({err.strerror})")
     try:
-        if path.endswith((".yaml", ".yml")):
+        if source.name.endswith((".yaml", ".yml")):
             import yaml
 
             values = yaml.safe_load(text) or {}

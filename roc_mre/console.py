@@ -1,0 +1,33 @@
+"""The console scripts of the installed package, one per job (`[project.scripts]` in pyproject.toml).
+
+Each runs the job's `main`, which returns its summary to Python callers; a console script hands its function's
+return value to `sys.exit`, which would print that summary and exit 1, so these return nothing.
+"""
+
+
+def build() -> None:
+    """`roc-build`: build MNRE or MORE into a Hub-format dataset folder (`python -m datasets_scripts.build`)."""
+    from datasets_scripts.build import main
+
+    main()
+
+
+def train() -> None:
+    """`roc-train`: train or evaluate a model (`python train.py`, `python -m roc_mre.training`)."""
+    from roc_mre.training.cli import main
+
+    main()
+
+
+def extract() -> None:
+    """`roc-extract`: extract relation triples from a JSONL file of posts (`python -m roc_mre.extraction`)."""
+    from roc_mre.extraction.cli import main
+
+    main()
+
+
+def push() -> None:
+    """`roc-push`: stage, verify and publish a trained run (`python push_to_hub.py`, `python -m roc_mre.hub`)."""
+    from roc_mre.hub.cli import command_line
+
+    command_line()
