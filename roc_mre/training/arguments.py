@@ -375,9 +375,8 @@ def _read_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
         parser.error(f"--config {path} is a folder, not a YAML or JSON file")
     source = _config_source(path)
     if source is None:
-        parser.error(
-            f"--config {path}: no such file, and no shipped config of that name ({', '.join(shipped_configs())})"
-        )
+        shipped = ", ".join(shipped_configs())
+        parser.error(f"--config {path}: no such file, and no shipped config of that name (shipped: {shipped})")
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:

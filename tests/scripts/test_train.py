@@ -141,15 +141,44 @@ def test_config_file_supplies_flags_and_rejects_unknown_keys(inputs, tmp_path):
         parse_args(["--config", str(config)])
 
 
-def test_shipped_configs_parse():
+def test_shipped_configs_parse_by_name_by_file_and_by_their_old_checkout_path(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO_ROOT))
+    from roc_mre.training.arguments import shipped_configs
+    from train import parse_args
+
+    monkeypatch.chdir(tmp_path)  # from any folder: the configs come from the package
+    assert shipped_configs() == ["mnre_minilm_offline", "mnre_paper", "more_paper"]
+    for name in shipped_configs():
+        for spelling in (name, f"{name}.yaml", f"configs/{name}.yaml"):
+            args = parse_args(["--config", spelling])
+            assert args.dataset_name_or_path and args.output_dir, spelling
+    offline = parse_args(["--config", "mnre_minilm_offline"])
+    assert offline.text_encoder == "embedded:all-MiniLM-L6-v2" and offline.num_fusion_layers == 1
+
+
+def test_a_config_file_of_the_users_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    """A file in the working folder named like a shipped config is the user's file: it is read, not the shipped one."""
     sys.path.insert(0, str(REPO_ROOT))
     from train import parse_args
 
-    configs = sorted((REPO_ROOT / "configs").glob("*.yaml"))
-    assert configs
-    for config in configs:
-        args = parse_args(["--config", str(config)])
-        assert args.dataset_name_or_path and args.output_dir, config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnre_paper.yaml").write_text("dataset_name_or_path: my/data\noutput_dir: mine\n", encoding="utf-8")
+    args = parse_args(["--config", "mnre_paper.yaml"])
+    assert args.dataset_name_or_path == "my/data" and args.output_dir == "mine"
+
+
+def test_a_config_that_is_neither_a_file_nor_shipped_is_one_error_line(capsys):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    with pytest.raises(SystemExit) as stop:
+        parse_args(["--config", "nope.yaml"])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.endswith(
+        "error: --config nope.yaml: no such file, and no shipped config of that name "
+        "(shipped: mnre_minilm_offline, mnre_paper, more_paper)"
+    )
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ import evaluate
 _CITATION = """\
 @inproceedings{hei2025roc,
   title={Retrieval over Classification: Integrating Relation Semantics for Multimodal Relation Extraction},
-  author={Hei, Lei and Liao, Tingjing and Pei, Yingxin and Qi, Yiyang and Wang, Jiaqi and Li, Ruiting and Ren, Feiliang},
+  author={Hei, Lei and Liao, Tingjing and Pei, Yingxin and Qi, Yiyang and Wang, Jiaqi and Li, Ruiting and
+          Ren, Feiliang},
   booktitle={EMNLP},
   year={2025}
 }
