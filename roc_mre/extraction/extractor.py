@@ -517,6 +517,40 @@ class TripleExtractor:
         found.sort(key=lambda triple: -triple["score"])
         return found if top_k is None else found[:top_k]
 
+    def rank_pairs(
+        self, post: Any, image: Any = None, relations: dict | None = None, type_filter: bool | None = None
+    ) -> dict:
+        """Everything the model says about one post: its words, entities, triples, and for every candidate pair the
+        decided relation and all relations ranked by score (what a demo draws as bars).
+
+        Returns `{"tokens", "entities", "triples", "pairs": [{"subject", "object", "relation", "ranking":
+        [(label, score), ...]}]}`; raises `ValueError` for a post that cannot be processed.
+        """
+        relation_set = self.relation_set(relations)
+        (prepared,) = self.prepare([post], images=[image], type_filter=type_filter, relations=relation_set)
+        if prepared.error is not None:
+            raise ValueError(prepared.error)
+        scores = self.score_pairs(self._pair_items(prepared), relation_set)
+        spans = [_span(prepared.tokens, entity, prepared.offsets) for entity in prepared.entities]
+        pairs = []
+        for row, (i, j) in enumerate(prepared.pairs):
+            probabilities = scores.probabilities[row].tolist()
+            ranking = sorted(zip(scores.labels, probabilities), key=lambda item: -item[1])
+            pairs.append(
+                {
+                    "subject": spans[i],
+                    "object": spans[j],
+                    "relation": scores.labels[int(scores.predicted[row])],
+                    "ranking": ranking,
+                }
+            )
+        return {
+            "tokens": prepared.tokens,
+            "entities": spans,
+            "triples": self.triples(prepared, scores),
+            "pairs": pairs,
+        }
+
     # --------------------------------------------------------------------------------------------------- call
     def extract(
         self,
