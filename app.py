@@ -1,7 +1,7 @@
 """The ROC demo, as a Hugging Face Space runs it (`python app.py`): see `roc_mre.demo`.
 
-python app.py --model runs/mnre-minilm-offline
-python app.py --model org/roc-mnre --examples data/mnre
+Locally: `python app.py --model runs/mnre-minilm-offline` (a run folder or a Hub id; `--examples data/mnre` takes the
+example posts from a built dataset's validation split; `--help` lists the rest).
 """
 
 from pathlib import Path

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="License id of the model card (the Hub's list). The default is the project's and its encoders' license; "
         "the card also states the training data's terms.",
     )
+    parser.add_argument(
+        "--space",
+        metavar="SPACE_ID",
+        help="Also stage the Gradio demo (app.py, requirements.txt, a Space card, copies of this project's packages) "
+        "as a Space (namespace/name) showing --repo_id, check that it starts, and upload it after the model. Staged "
+        "in <staging_dir>-space.",
+    )
     parser.add_argument("--dry_run", action="store_true", help="Stage and verify everything, upload nothing.")
     parser.add_argument(
         "--staging_dir",
@@ -77,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not REPO_ID.fullmatch(args.repo_id):
         parser.error(f"--repo_id must look like namespace/name, got {args.repo_id!r}")
+    if args.space and not REPO_ID.fullmatch(args.space):
+        parser.error(f"--space must look like namespace/name, got {args.space!r}")
     if args.dataset_repo_id and not REPO_ID.fullmatch(args.dataset_repo_id):
         parser.error(f"--dataset_repo_id must look like namespace/name, got {args.dataset_repo_id!r}")
     if args.verify_timeout < 1:

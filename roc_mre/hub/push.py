@@ -34,6 +34,7 @@ from roc_mre.hub.model_card import (
     relation_bank_payload,
     usage_snippet,
 )
+from roc_mre.hub.space import SPACE_MANAGED_PATTERNS, fill_space_folder, verify_space_folder
 from roc_mre.hub.verify import RESULT_MARKER
 
 
@@ -550,6 +551,34 @@ def upload_model(staged: Path, files: list[str], args: argparse.Namespace, commi
     )
 
 
+def stage_space(target: Path, args: argparse.Namespace, config: dict, protected: list[Path]) -> list[str]:
+    """The demo Space for `args.repo_id`, staged under the marker rule of every staging folder."""
+    files: list[str] = []
+
+    def fill(folder: Path) -> None:
+        files.extend(fill_space_folder(folder, args.space, args.repo_id, config.get("vision_model_name") is not None))
+
+    stage(target, fill, protected)
+    return files
+
+
+def upload_space(staged: Path, files: list[str], args: argparse.Namespace) -> str:
+    """create_repo (a Gradio Space, exist_ok) then ONE commit of exactly `files`."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(args.space, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
+    return commit_files(
+        api,
+        repo_id=args.space,
+        repo_type="space",
+        folder=staged,
+        files=files,
+        owned_patterns=SPACE_MANAGED_PATTERNS,
+        commit_message=f"Demo of {args.repo_id}",
+    )
+
+
 def push(args: argparse.Namespace) -> dict:
     """Stage, verify and (unless `--dry_run`) upload, as the flags of `roc_mre.hub.cli` say; returns the summary."""
     redact_library_logs()
@@ -565,6 +594,7 @@ def push(args: argparse.Namespace) -> dict:
     # absolute: the fresh-process check runs in another working directory
     staged = Path(args.staging_dir or Path(tempfile.mkdtemp(prefix="roc-push-")) / "model").resolve()
     dataset_staged = staged.with_name(staged.name + "-dataset")
+    space_staged = staged.with_name(staged.name + "-space")
     summary = {"repo_id": args.repo_id, "revision": args.revision or "main", "dry_run": args.dry_run}
     try:
         log(f"staging {model_dir} in {staged}")
@@ -602,6 +632,15 @@ def push(args: argparse.Namespace) -> dict:
             }
             log(f"load_dataset reads the dataset folder: splits {dataset_check['splits']}")
 
+        if args.space:
+            log(f"staging the demo Space {args.space} in {space_staged}")
+            space_files = stage_space(
+                space_staged, args, run["config"], [model_dir, staged, *([dataset_dir] if dataset_dir else [])]
+            )
+            verify_space_folder(space_staged)
+            summary["space"] = {"repo_id": args.space, "staged_dir": str(space_staged), "files": space_files}
+            log("the staged Space imports its own copy of the project and its app.py starts")
+
         if args.dry_run:
             log(f"dry run: nothing uploaded; the staged model folder is {staged}")
             return summary
@@ -623,6 +662,9 @@ def push(args: argparse.Namespace) -> dict:
             target = f"{args.repo_id} ({summary['revision']})"
             log(f"uploading {len(files)} files to {target} in one commit: {', '.join(files)}")
             summary["commit_url"] = upload_model(staged, files, args, message)
+            if args.space:
+                log(f"uploading {len(space_files)} files to the Space {args.space} in one commit")
+                summary["space"]["commit_url"] = upload_space(space_staged, space_files, args)
         except (HfHubHTTPError, OSError, *transport_errors()) as err:  # OSError: offline mode, refused connection
             raise SystemExit(f"The upload failed ({type(err).__name__}): {redact_secrets(str(err))}") from None
         log(f"done: {summary['commit_url']}")

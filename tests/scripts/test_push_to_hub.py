@@ -638,3 +638,38 @@ def test_non_finite_weights_are_never_published(trained_run, tmp_path):
     )
     assert done.returncode != 0 and "holds non-finite values" in done.stderr and name in done.stderr
     assert not (tmp_path / "staged").exists()
+
+
+# ----------------------------------------------------------------------------------------------------- Space
+@pytest.mark.slow
+def test_space_stages_the_demo_that_starts_and_uploads_exactly_it(trained_run, tmp_path):
+    from roc_mre.hub.space import APP_SOURCE
+
+    assert (REPO_ROOT / "app.py").read_text(encoding="utf-8") == APP_SOURCE  # one app, staged as the checkout has it
+    staged = tmp_path / "staged"
+    (tmp_path / "staged-space").mkdir()
+    (tmp_path / "staged-space" / "notes.txt").write_text("mine", encoding="utf-8")
+    args = ["--model_dir", str(trained_run), "--repo_id", MODEL_REPO, "--staging_dir", str(staged),
+            "--space", "org/roc-demo"]  # fmt: skip
+    refused = _push([*args, "--dry_run"], _env(tmp_path))
+    assert refused.returncode != 0 and (tmp_path / "staged-space" / "notes.txt").read_text() == "mine"
+    (tmp_path / "staged-space" / "notes.txt").unlink()
+
+    with HubStub() as hub:
+        done = _push(args, _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE=None))
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(done.stdout)
+    (space_commit,) = [c for c in hub.commits if c.repo_type == "spaces"]
+    assert space_commit.repo_id == "org/roc-demo" and set(space_commit.files) == set(summary["space"]["files"])
+    assert {"type": "space", "sdk": "gradio"}.items() <= next(r for r in hub.repos if r.get("type") == "space").items()
+    files = space_commit.files
+    assert files["app.py"].decode() == APP_SOURCE
+    assert json.loads(files["demo_config.json"])["model"] == MODEL_REPO
+    card = files["README.md"].decode()
+    assert "sdk: gradio\n" in card and "app_file: app.py\n" in card and f"- {MODEL_REPO}\n" in card
+    requirements = files["requirements.txt"].decode().splitlines()
+    assert any(line.startswith("gradio==") for line in requirements) and not any("timm" in r for r in requirements)
+    assert "roc_mre/demo.py" in files and "modeling_roc/modeling_roc.py" in files
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+    assert "the staged Space imports its own copy of the project and its app.py starts" in done.stderr
+    _assert_no_secret(done.stdout, done.stderr, *(content.decode("utf-8", "replace") for content in files.values()))
