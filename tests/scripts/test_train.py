@@ -630,7 +630,7 @@ def test_a_failed_start_leaves_the_old_run_and_writes_nothing(trained_run, input
     done = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), *args], capture_output=True, text=True)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: --dataset_name_or_path") and "python -m datasets_scripts.build" in last, last
+    assert last.startswith("error: --dataset_name_or_path") and "roc-build mnre --output_dir" in last, last
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before, "the old run is intact"
 
     fresh = _train_args(inputs, tmp_path / "fresh")
