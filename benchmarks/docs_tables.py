@@ -1,0 +1,328 @@
+"""Write the tables of numbers in the docs and the README from `benchmarks/results/*.json`, so that no figure in a
+table can drift from the file it came from.
+
+    python benchmarks/docs_tables.py            # rewrite every generated block in README.md and docs/*.md
+    python benchmarks/docs_tables.py --check    # exit 1 naming the pages whose blocks are not current (CI)
+
+A generated block is the text between `<!-- table: NAME -->` and `<!-- /table -->`; NAME is one of `TABLES`. The
+prose around the blocks is written by hand, and says which results file each claim comes from.
+"""
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+PAGES = ("README.md", "docs/*.md")
+BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+# Flags every recipe of a kind shares; a table shows what a run added to them.
+COMMON_FLAGS = {"--config", "--output_dir", "--logging_steps", "--dataset_name_or_path"}
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def results(prefix: str) -> list[tuple[str, dict]]:
+    return [
+        (path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in sorted(RESULTS.glob(f"{prefix}*.json"))
+    ]
+
+
+def number(value, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}".replace("-", "−")
+
+
+def signed(value, digits: int = 2) -> str:
+    """A difference: "+0.58", "−1.30"."""
+    return ("+" if value is not None and value > 0 else "") + number(value, digits)
+
+
+def added_flags(command: str) -> str:
+    """The flags of a train.py command beyond `COMMON_FLAGS`, as code, or "(the config as shipped)"."""
+    words = shlex.split(command)
+    if "train.py" in " ".join(words[:3]):
+        words = words[words.index(next(w for w in words if w.endswith("train.py"))) + 1 :]
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in COMMON_FLAGS:
+            skip = True
+            continue
+        kept.append(word)
+    return f"`{' '.join(kept)}`" if kept else "(the config as shipped)"
+
+
+def table(header: list[str], rows: list[list[str]], align: str) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+def quality_table() -> str:
+    """Every full training run of `benchmarks/quality.py`: flags added to the offline default, validation metrics."""
+    rows = []
+    for name, run in results("quality_"):
+        metrics = run["metrics"]
+        rows.append(
+            [
+                f"`{name}`",
+                added_flags(run["command"]),
+                str(run.get("best_epoch", "–")),
+                number(metrics["accuracy"]),
+                number(metrics["precision"]),
+                number(metrics["recall"]),
+                f"**{number(metrics['f1'])}**",
+                number(run.get("wall_time_s"), 0),
+            ]
+        )
+    return table(
+        ["results file", "flags beyond the config", "best epoch", "acc", "P", "R", "micro-F1", "wall s"],
+        rows,
+        "llrrrrrr",
+    )
+
+
+def headline_table() -> str:
+    """The shipped offline default at its three seeds, and their mean."""
+    runs = [("42", "quality_a_default_rerun"), ("43", "quality_a_default_seed43"), ("44", "quality_a_default_seed44")]
+    rows, f1s = [], []
+    for seed, name in runs:
+        metrics = load(name)["metrics"]
+        f1s.append(metrics["f1"])
+        rows.append(
+            [
+                f"offline default, seed {seed}",
+                number(metrics["accuracy"]),
+                number(metrics["precision"]),
+                number(metrics["recall"]),
+                number(metrics["f1"]),
+                f"`{name}.json`",
+            ]
+        )
+    rows.append(["mean of the three seeds", "", "", "", f"**{number(sum(f1s) / len(f1s))}**", ""])
+    return table(["model (MNRE validation, 1,624 pairs)", "acc", "P", "R", "micro-F1", "results file"], rows, "lrrrrl")
+
+
+def ablations_table() -> str:
+    """The paper's ablations on the full schedule: Δ micro-F1 against the default of the same seed, per seed, beside
+    the paper's Δ (every `ablations_full_4epochs*.json` collection; a seed not run is "not run")."""
+    by_ablation: dict[str, dict] = {}
+    for _, collection in results("ablations_full_4epochs"):
+        for ablation in collection["ablations"]:
+            entry = by_ablation.setdefault(ablation["ablation"], {"ablation": ablation, "deltas": {}})
+            seeds = (ablation.get("delta_f1_seeds") or {}).get("by_seed") or {str(ablation["seed"]): ablation}
+            entry["deltas"].update({int(seed): run["delta_f1"] for seed, run in seeds.items()})
+    rows = []
+    for entry in sorted(by_ablation.values(), key=lambda e: sum(e["deltas"].values()) / len(e["deltas"])):
+        ablation, deltas = entry["ablation"], entry["deltas"]
+        per_seed = [signed(deltas[seed]) if seed in deltas else "not run" for seed in (42, 43, 44)]
+        mean = sum(deltas.values()) / len(deltas)
+        rows.append(
+            [
+                ablation["what"],
+                f"`{' '.join(ablation['flags'])}`",
+                *per_seed,
+                f"**{signed(mean)}**",
+                signed(ablation.get("paper_delta_f1")),
+            ]
+        )
+    return table(
+        ["ablation", "flag", "Δ F1 seed 42", "Δ F1 seed 43", "Δ F1 seed 44", "mean", "paper Δ"], rows, "llrrrrr"
+    )
+
+
+def unseen_table() -> str:
+    """Every run of `benchmarks/unseen_relations.py`: per shots and wording, seen / unseen F1, H and ranking."""
+    rows = []
+    for name, run in results("unseen_relations_"):
+        if "summary" not in run:
+            continue
+        folds = ", ".join(str(fold) for fold in sorted({f["fold"] for f in run.get("folds", [])}))
+        for key, summary in sorted(run["summary"].items()):
+            if "/" not in key or "seen_f1" not in summary:
+                continue
+            shots, wording = key.split("/", 1)
+            rows.append(
+                [
+                    f"`{name}`",
+                    added_flags(" ".join(run.get("recipe", []))),
+                    folds,
+                    shots.removeprefix("shots"),
+                    wording,
+                    number(summary["seen_f1"]["mean"]),
+                    number(summary["unseen_f1"]["mean"]),
+                    number(summary.get("harmonic_mean", {}).get("mean")),
+                    number(summary.get("among_unseen_accuracy", {}).get("mean")),
+                    number(summary.get("unseen_predicted_none", {}).get("mean")),
+                ]
+            )
+    return table(
+        [
+            "results file",
+            "recipe beyond the config",
+            "folds",
+            "shots",
+            "wording",
+            "seen F1",
+            "unseen F1",
+            "H",
+            "gold first among held-out %",
+            "unseen → None %",
+        ],
+        rows,
+        "lllrlrrrrr",
+    )
+
+
+def speed_table() -> str:
+    """Inference and training speed of ROC against its bare text encoder (`benchmarks/speed.py`)."""
+    rows = []
+    for name, run in results("speed_"):
+        rows.append(
+            [
+                f"`{name}`",
+                str(run["config"].get("num_fusion_layers")),
+                number(run["inference_examples_per_s"]["encoder"], 1),
+                number(run["inference_examples_per_s"]["roc"], 1),
+                number(run["ratios"]["inference_vs_encoder"], 3),
+                number(run["ratios"]["train_step_vs_encoder"], 3),
+                number(run["peak_memory_mb"]["after_training"], 0),
+            ]
+        )
+    return table(
+        [
+            "results file",
+            "fusion layers",
+            "encoder ex/s",
+            "ROC ex/s",
+            "inference ratio",
+            "train step ratio",
+            "peak MB",
+        ],
+        rows,
+        "lrrrrrr",
+    )
+
+
+def quantization_table() -> str:
+    """float32 against dynamic int8 (`benchmarks/quantization.py`): speed and micro-F1 on the same examples."""
+    rows = []
+    for name, run in results("quantization_"):
+        metrics = run["metrics"]
+        rows.append(
+            [
+                f"`{name}`",
+                number(run["examples_per_s"]["roc_float32"], 1),
+                number(run["examples_per_s"]["roc_int8"], 1),
+                number(run["ratios"]["int8_vs_float32"], 2) + "x",
+                number(metrics["float32"]["f1"]),
+                number(metrics["int8"]["f1"]),
+                signed(-run["f1_drop_points"]),
+                number(run["prediction_agreement"], 1),
+            ]
+        )
+    return table(
+        ["results file", "float32 ex/s", "int8 ex/s", "speed-up", "float32 F1", "int8 F1", "Δ F1", "agreement %"],
+        rows,
+        "lrrrrrrr",
+    )
+
+
+def extraction_table() -> str:
+    """Triple extraction over MNRE validation posts (`benchmarks/extraction.py`)."""
+    run = load("extraction")
+    speed, quality = run["speed"], run["quality"]
+    start, end = run["machine"]["load_average_1_5_15min"][0], run["machine"]["load_average_at_end"][0]
+    rows = [
+        [
+            str(run["posts"]),
+            str(run["pairs_scored"]),
+            number(speed["ner_posts_per_s"], 1),
+            number(speed["pairs_per_s"], 1),
+            number(speed["pair_level_pipeline_pairs_per_s"], 1),
+            number(quality["coverage_pct"]),
+            f"{number(start)} → {number(end)}",
+        ]
+    ]
+    return table(
+        [
+            "posts",
+            "pairs scored",
+            "NER posts/s",
+            "extraction pairs/s",
+            "pair pipeline pairs/s",
+            "gold pairs found by NER %",
+            "load average",
+        ],
+        rows,
+        "rrrrrrl",
+    )
+
+
+def newcomer_table() -> str:
+    """The README's first commands, timed from a fresh clone (`benchmarks/newcomer_path.py`)."""
+    run = load("newcomer_path")
+    rows = [[step["name"], f"`{step['command']}`", number(step["wall_time_s"], 0)] for step in run["steps"]]
+    rows.append(["total", "", f"**{number(sum(step['wall_time_s'] for step in run['steps']), 0)}**"])
+    return table(["step", "command", "seconds"], rows, "llr")
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "headline": headline_table,
+    "quality": quality_table,
+    "ablations": ablations_table,
+    "unseen": unseen_table,
+    "speed": speed_table,
+    "quantization": quantization_table,
+    "extraction": extraction_table,
+    "newcomer": newcomer_table,
+}
+
+
+def render(text: str, page: str) -> str:
+    def fill(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"{page}: unknown table {name!r} (known: {', '.join(TABLES)})")
+        return f"{match.group(1)}{TABLES[name]()}{match.group(4)}"
+
+    return BLOCK.sub(fill, text)
+
+
+def pages() -> list[Path]:
+    return sorted({path for pattern in PAGES for path in REPO_ROOT.glob(pattern)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if a page is not current.")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in pages():
+        text = path.read_text(encoding="utf-8")
+        new = render(text, str(path.relative_to(REPO_ROOT)))
+        if new != text:
+            stale.append(str(path.relative_to(REPO_ROOT)))
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print(f"not current: {', '.join(stale)} (run: python benchmarks/docs_tables.py)", file=sys.stderr)
+        return 1
+    print(f"{'stale' if args.check else 'rewrote'}: {', '.join(stale) or 'nothing'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
