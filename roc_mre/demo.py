@@ -403,13 +403,14 @@ def resolve_model(args: argparse.Namespace, folder: Path) -> str:
 def main(argv: list[str] | None = None, folder: Path | None = None) -> None:
     """`python app.py`: parse the flags (before importing torch or Gradio), load the model, serve the page."""
     from roc_mre.extraction.defaults import DEFAULT_NER
+    from roc_mre.model_reference import check_model_reference, load_failure
 
     args = build_parser().parse_args(argv)
     model = resolve_model(args, folder or Path.cwd())
+    check_model_reference("--model", model)
     try:
         backend = DemoBackend.load(model, ner=args.ner or DEFAULT_NER, device=args.device)
-    except Exception as err:  # noqa: BLE001 - not a ROC model, a missing folder, no network for a Hub id
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SystemExit(f"error: --model {model} cannot be loaded: {type(err).__name__}: {reason}") from err
+    except Exception as err:  # noqa: BLE001 - not a ROC model, corrupt weights, no network for a Hub id
+        raise load_failure("--model", model, err) from err
     demo = build_demo(backend, example_posts(args.examples))
     demo.launch(server_name=args.host, server_port=args.port)

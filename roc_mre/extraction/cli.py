@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from datasets_scripts.locking import OutputLock
 
+from ..model_reference import check_model_reference, load_failure
 from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER
 
 
@@ -506,9 +507,7 @@ def _load_extractor(args: argparse.Namespace, tagger: "Tagger | None", device: s
     """The extractor of `--model`; a model that cannot be loaded is one `error:` line, not a traceback."""
     from .extractor import TripleExtractor
 
-    model = Path(args.model).expanduser()
-    if not model.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
-        raise SystemExit(f"error: --model {args.model}: no such folder (and not a Hub id of the form namespace/name)")
+    check_model_reference("--model", args.model)
     try:
         return TripleExtractor.from_pretrained(
             args.model,
@@ -524,8 +523,7 @@ def _load_extractor(args: argparse.Namespace, tagger: "Tagger | None", device: s
             quantize=args.quantize,
         )
     except Exception as err:  # noqa: BLE001 - not a ROC model, corrupt weights, a device torch does not know...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SystemExit(f"error: --model {args.model} cannot be loaded: {type(err).__name__}: {reason}") from err
+        raise load_failure("--model", args.model, err) from err
 
 
 def _default_device(shard: Shard) -> str:

@@ -104,11 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def command_line(argv: list[str] | None = None) -> None:
-    """The command as a user runs it: the summary printed as JSON, every message that leaves redacted (a server may
-    echo a credential back)."""
+    """The command as a user runs it: the summary printed as JSON; a refusal is one `error: ...` line, redacted (a
+    server may echo a credential back)."""
     try:
         print(json.dumps(main(argv), indent=2))
     except SystemExit as stop:
         if isinstance(stop.code, str):
-            raise SystemExit(redact_secrets(stop.code)) from None
+            message = redact_secrets(stop.code)
+            raise SystemExit(message if message.startswith("error:") else f"error: {message}") from None
         raise

@@ -432,6 +432,10 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--dataset_name_or_path is required (a folder or Hub id built by datasets_scripts.build)")
     if not args.do_train and not args.model_name_or_path:
         parser.error("evaluation-only mode (--do_eval without --do_train) needs --model_name_or_path")
+    if args.model_name_or_path:
+        from roc_mre.model_reference import check_model_reference  # stdlib only: --help stays free of torch
+
+        check_model_reference("--model_name_or_path", args.model_name_or_path)
     if not args.output_dir:
         if args.do_train:
             parser.error("--output_dir is required for training")

@@ -32,6 +32,7 @@ from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
 from modeling_roc import ROCModel, ROCProcessor
 from roc_mre.labels import find_none_label
 from roc_mre.metrics import RE_F1
+from roc_mre.model_reference import load_failure
 from roc_mre.training.data_collator import ROCDataCollator, with_row_index
 from roc_mre.training.length_grouped_sampler import LengthGroupedSampler
 from roc_mre.training.relation_space import build_relation_space_loss, wants_relation_space_loss
@@ -250,8 +251,11 @@ def negative_label_id(label_names: list[str]) -> int:
 # ---------------------------------------------------------------------------------------------------------- model
 def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) -> tuple[ROCModel, ROCProcessor]:
     if args.model_name_or_path:
-        model = ROCModel.from_pretrained(args.model_name_or_path)
-        processor = ROCProcessor.from_pretrained(args.model_name_or_path)
+        try:
+            model = ROCModel.from_pretrained(args.model_name_or_path)
+            processor = ROCProcessor.from_pretrained(args.model_name_or_path)
+        except (OSError, ValueError) as err:  # not a ROC run, corrupt files, offline for a Hub id
+            raise load_failure("--model_name_or_path", args.model_name_or_path, err) from err
         if model.config.relation_labels != label_names:
             raise ValueError(
                 f"{args.model_name_or_path} predicts {model.config.relation_labels}, but the dataset's labels are "

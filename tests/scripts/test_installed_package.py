@@ -154,3 +154,22 @@ def test_train_extract_and_publish_with_the_installed_package(installed):
     summary = json.loads(pushed.stdout)
     assert summary["dry_run"] is True and "model.safetensors" in summary["files"]
     assert (staged / "config.json").is_file() and (staged / "README.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("roc-train", ["--do_eval", "--model_name_or_path", "no-such-run", "--dataset_name_or_path", "x"],
+         "error: --model_name_or_path no-such-run: no such folder (and not a Hub id of the form namespace/name)"),
+        ("roc-extract", ["--model", "no-such-run", "--input", "posts.jsonl", "--output", "out.jsonl"],
+         "error: --model no-such-run: no such folder (and not a Hub id of the form namespace/name)"),
+        ("roc-push", ["--model_dir", "no-such-run", "--repo_id", "org/x", "--dry_run"],
+         "error: --model_dir no-such-run is not a folder."),
+        ("roc-train", ["--config", "nope.yaml"], "error: --config nope.yaml: no such file"),
+    ],
+)  # fmt: skip
+def test_a_missing_model_or_config_is_one_error_line(installed, script, args, message):
+    (installed["work"] / "posts.jsonl").write_text('{"id": 1, "text": "x"}\n', encoding="utf-8")
+    done = _run(installed, str(installed["bin"] / script), *args, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert message in done.stderr.strip().splitlines()[-1]
