@@ -11,6 +11,11 @@ batch 32 per process, synthetic 384 x 384 images and MNRE-length sentences (~40 
 prompts). It trains `--steps` optimizer steps through Accelerate (the same `prepare` / `accumulate` / `backward`
 as train.py), then saves the model the way train.py does (`get_state_dict` + `save_pretrained`) and reloads it.
 
+Then, on the main process, inference as users run it: pair inference (the pair pipeline's forward) and triple
+extraction (`TripleExtractor` over synthetic posts with given entities and images), each in `--inference_dtype`
+(bf16 by default) without and with `torch.compile`, timing the compile (first call) apart from the steady state and
+recording peak GPU memory per variant.
+
 Prints and writes `benchmarks/results/gpu_check_<name>.json`: median step time (the first `--warmup_steps` steps
 are excluded: CUDA kernels and allocator warm-up), examples/s over all processes, peak GPU memory per process
 (`torch.cuda.max_memory_allocated`), the device and the settings. `--size tiny` runs the same code in seconds on a
@@ -65,8 +70,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mixed_precision", default="bf16", choices=["no", "bf16", "fp16"], help="Default: %(default)s."
     )
+    parser.add_argument(
+        "--inference_dtype", default="bf16", choices=["bf16", "fp32"], help="Weights of the inference timings."
+    )
+    parser.add_argument(
+        "--compile_backend",
+        default="inductor",
+        help="torch.compile backend of the compiled variants (default: %(default)s; 'eager' traces without codegen).",
+    )
+    parser.add_argument("--inference_repeats", type=int, default=5, help="Timed passes per inference variant.")
+    parser.add_argument("--extraction_posts", type=int, default=64, help="Synthetic posts per extraction pass.")
+    parser.add_argument("--no_inference", action="store_true", help="Time training only.")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    if min(args.inference_repeats, args.extraction_posts) < 1:
+        parser.error("--inference_repeats and --extraction_posts must be >= 1")
     if args.steps <= args.warmup_steps:
         parser.error(f"--steps ({args.steps}) must exceed --warmup_steps ({args.warmup_steps}): nothing to time")
     if min(args.batch_size, args.max_words) < 1:
@@ -104,6 +122,100 @@ def synthetic_batch(processor: ROCProcessor, batch_size: int, max_words: int, nu
     batch["image_mask"] = torch.ones(batch_size, dtype=torch.bool)
     batch["labels"] = torch.randint(0, num_labels, (batch_size,), generator=generator)
     return dict(batch)
+
+
+def _timed(call, repeats: int, on_gpu: bool) -> tuple[float, float, float | None]:
+    """(first call s, median of `repeats` later calls s, peak GPU GiB over them) of `call()`."""
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    call()
+    if on_gpu:
+        torch.cuda.synchronize()
+    first = time.perf_counter() - started
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        if on_gpu:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
+    return first, statistics.median(times), peak
+
+
+def synthetic_posts(count: int, image_size: int) -> list[dict]:
+    """Posts with their entities given (3 entities: 6 ordered pairs each) and an image, as users pass them."""
+    from PIL import Image
+
+    entities = [{"start": 4, "end": 6, "type": "PERSON"}, {"start": 9, "end": 11, "type": "PERSON"},
+                {"start": 15, "end": 16, "type": "GPE"}]  # fmt: skip
+    image = Image.new("RGB", (image_size + 16, image_size), color=(120, 90, 60))
+    return [{"id": k, "tokens": WORDS, "entities": entities, "image": image} for k in range(count)]
+
+
+def inference_timings(model: ROCModel, processor: ROCProcessor, args: argparse.Namespace, device) -> dict:
+    """Pair inference and triple extraction, plain and compiled, in `--inference_dtype`."""
+    from roc_mre.extraction import TripleExtractor
+
+    on_gpu = device.type == "cuda"
+    dtype = torch.bfloat16 if args.inference_dtype == "bf16" else torch.float32
+    model = model.eval().to(device=device, dtype=dtype)
+    batch = synthetic_batch(processor, args.batch_size, args.max_words, len(model.relation_labels), seed=0)
+    batch.pop("labels")
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["pixel_values"] = batch["pixel_values"].to(dtype)
+    posts = synthetic_posts(args.extraction_posts, processor.image_config["input_size"][-1])
+    results = {}
+    for compiled in (False, True):
+        runner = torch.compile(model, backend=args.compile_backend) if compiled else model
+
+        def pairs(runner=runner):
+            with torch.inference_mode():
+                runner(**batch)
+
+        first, median, peak = _timed(pairs, args.inference_repeats, on_gpu)
+        extractor = TripleExtractor(runner, processor, ner=None, batch_size=args.batch_size, max_entities=None)
+        failed = [record["error"] for record in extractor.extract(posts[:1]) if "error" in record]
+        if failed:
+            raise RuntimeError(f"the synthetic post cannot be extracted: {failed[0]}")
+        extract_first, extract_median, extract_peak = _timed(
+            lambda extractor=extractor: extractor.extract(posts), args.inference_repeats, on_gpu
+        )
+        pairs_per_pass = extractor.last_stats["pairs"]
+        results["compiled" if compiled else "eager"] = {
+            "pair_inference": {
+                "first_call_s": round(first, 3),
+                "step_s": round(median, 4),
+                "examples_per_s": round(args.batch_size / median, 1),
+                "peak_gpu_memory_gib": None if peak is None else round(peak, 2),
+            },
+            "extraction": {
+                "posts": len(posts),
+                "pairs": pairs_per_pass,
+                "first_call_s": round(extract_first, 3),
+                "pass_s": round(extract_median, 4),
+                "pairs_per_s": round(pairs_per_pass / extract_median, 1),
+                "peak_gpu_memory_gib": None if extract_peak is None else round(extract_peak, 2),
+            },
+        }
+    eager, compiled = results["eager"], results["compiled"]
+    return {
+        "dtype": args.inference_dtype,
+        "compile_backend": args.compile_backend,
+        "repeats": args.inference_repeats,
+        **results,
+        "ratios": {
+            "compiled_vs_eager_pair_inference": round(
+                eager["pair_inference"]["step_s"] / compiled["pair_inference"]["step_s"], 3
+            ),
+            "compiled_vs_eager_extraction": round(eager["extraction"]["pass_s"] / compiled["extraction"]["pass_s"], 3),
+            "extraction_vs_pair_inference_eager": round(
+                eager["extraction"]["pairs_per_s"] / eager["pair_inference"]["examples_per_s"], 3
+            ),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -174,6 +286,8 @@ def main(argv: list[str] | None = None) -> dict:
         "save_and_reload": bool(reloaded) if accelerator.is_main_process else None,
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
+    if accelerator.is_main_process and not args.no_inference:
+        result["inference"] = inference_timings(accelerator.unwrap_model(model), processor, args, accelerator.device)
     if accelerator.is_main_process:
         output = Path(args.output_dir) / f"gpu_check_{args.name}.json"
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU readiness check (see benchmarks/gpu_check.py): one process, then every GPU of the machine through
+# GPU readiness check (see benchmarks/gpu_check.py): training steps, then pair inference and triple extraction in
+# bf16 with and without torch.compile (peak memory of each); one process, then every GPU of the machine through
 # `accelerate launch`. Results: benchmarks/results/gpu_check_1gpu.json and gpu_check_<N>gpu.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
