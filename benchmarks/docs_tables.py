@@ -241,34 +241,45 @@ def quantization_table() -> str:
 
 
 def extraction_table() -> str:
-    """Triple extraction over MNRE validation posts (`benchmarks/extraction.py`)."""
+    """Triple extraction over MNRE validation posts against the bare model on the same pairs, per weight type
+    (`benchmarks/extraction.py`), with where the time goes."""
     run = load("extraction")
-    speed, quality = run["speed"], run["quality"]
     start, end = run["machine"]["load_average_1_5_15min"][0], run["machine"]["load_average_at_end"][0]
-    rows = [
-        [
-            str(run["posts"]),
-            str(run["pairs_scored"]),
-            number(speed["ner_posts_per_s"], 1),
-            number(speed["pairs_per_s"], 1),
-            number(speed["pair_level_pipeline_pairs_per_s"], 1),
-            number(quality["coverage_pct"]),
-            f"{number(start)} → {number(end)}",
-        ]
+    rows = []
+    for kind, speed in run["speed"].items():
+        if not isinstance(speed, dict):
+            continue
+        stages = speed["stages_pct"]
+        rows.append(
+            [
+                kind,
+                str(run["pairs_scored"]),
+                number(speed["pairs_per_s_end_to_end"], 1),
+                number(speed["model_pairs_per_s_same_pairs"], 1),
+                f"**{number(speed['extraction_vs_model'], 3)}**",
+                *(
+                    number(stages[name], 1)
+                    for name in ("ner_s", "tokenization_s", "encoder_s", "fusion_and_head_s", "post_processing_s")
+                ),
+            ]
+        )
+    header = [
+        "weights",
+        "pairs",
+        "extraction pairs/s (with NER)",
+        "bare model pairs/s, same pairs",
+        "extraction / model",
+        "NER %",
+        "tokenization %",
+        "text encoder %",
+        "fusion and head %",
+        "post-processing %",
     ]
-    return table(
-        [
-            "posts",
-            "pairs scored",
-            "NER posts/s",
-            "extraction pairs/s",
-            "pair pipeline pairs/s",
-            "gold pairs found by NER %",
-            "load average",
-        ],
-        rows,
-        "rrrrrrl",
+    note = (
+        f"\n{run['posts']} posts, batches of {run['batch_size']}; load average {number(start)} at the start, "
+        f"{number(end)} at the end (`extraction.json`).\n"
     )
+    return table(header, rows, "lrrrrrrrrr") + note
 
 
 def newcomer_table() -> str:

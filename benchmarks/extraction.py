@@ -6,6 +6,12 @@ Every unique sentence of the split is a post (text only, no image). The extracto
 end to end: NER -> ordered entity pairs -> ROC, in chunks of `--chunk_size` posts as the command line does.
 
 Speed: posts/s with NER included, without it (model + pair building only), and NER alone; pairs scored per second.
+The model's own batch throughput is measured in the same run on the very pairs the extractor scored (the pairs
+sorted by length, one processor call and one forward per batch of `--batch_size`, nothing else), so the ratio
+extraction / model says what the extraction path costs beyond the model. Where the time goes is timed per stage:
+NER (with pair building), tokenization (the processor calls), the text encoder (hooks on `text_model`), fusion and
+head (the rest of the forward) and post-processing (everything else: batching, triples, records). `--quantize int8`
+repeats the speed part with `quantize_int8(model)`.
 
 Quality check, needing no new labels: the same model scores the dataset's gold pairs with the pair-level pipeline
 (`ROCRelationExtractionPipeline`, gold spans and the dataset's NER types). For every gold pair whose two spans are
@@ -57,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--chunk_size", type=int, default=64, help="Posts per extractor call (as the CLI).")
     parser.add_argument("--max_posts", type=int, help="Only the first N unique sentences (a shorter run).")
     parser.add_argument(
+        "--quantize", nargs="*", default=[], choices=["int8"], help="Also time the speed part with int8 weights."
+    )
+    parser.add_argument(
         "--output",
         default=str(REPO_ROOT / "benchmarks" / "results" / "extraction.json"),
         help="Where to write the results JSON.",
@@ -96,6 +105,93 @@ def load_model(args, label_names: list[str]) -> tuple:
     return model, ROCProcessor.from_encoders(args.text_encoder), {"model": args.text_encoder, "trained": False}
 
 
+class StageClock:
+    """Seconds spent per stage of the extractor's scoring: the processor's calls (a proxy around it) and the text
+    encoder's forward (hooks); `forward_s` is every model forward, so fusion and head are `forward_s - encoder_s`."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+        self._started: dict[str, float] = {}
+
+    def watch(self, model) -> None:
+        for name, module in (("forward_s", model), ("encoder_s", model.text_model)):
+            module.register_forward_pre_hook(lambda *_, name=name: self._start(name))
+            module.register_forward_hook(lambda *_, name=name: self._stop(name))
+
+    def _start(self, name: str) -> None:
+        self._started[name] = time.perf_counter()
+
+    def _stop(self, name: str) -> None:
+        self.seconds[name] += time.perf_counter() - self._started.pop(name)
+
+    def processor(self, processor):
+        clock = self
+
+        class TimedProcessor:
+            def __call__(self, *args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    return processor(*args, **kwargs)
+                finally:
+                    clock.seconds["tokenization_s"] += time.perf_counter() - started
+
+            def __getattr__(self, name):
+                return getattr(processor, name)
+
+        return TimedProcessor()
+
+
+def time_extraction(extractor: TripleExtractor, posts: list[dict], chunk_size: int, clock: StageClock) -> tuple:
+    """The CLI's path over every post, chunk by chunk: the records, the summed `last_stats`, and the stages."""
+    clock.seconds.clear()
+    records, totals = [], Counter()
+    for begin in range(0, len(posts), chunk_size):
+        records += extractor.extract(posts[begin : begin + chunk_size], return_entities=True)
+        totals.update(extractor.last_stats)
+    stages = {
+        "ner_s": totals["ner_s"],
+        "tokenization_s": clock.seconds["tokenization_s"],
+        "encoder_s": clock.seconds["encoder_s"],
+        "fusion_and_head_s": clock.seconds["forward_s"] - clock.seconds["encoder_s"],
+    }
+    stages["post_processing_s"] = totals["total_s"] - sum(stages.values())
+    return records, totals, {name: round(value, 3) for name, value in stages.items()}
+
+
+def model_throughput(extractor: TripleExtractor, records: list[dict], posts: list[dict], batch_size: int) -> float:
+    """Pairs/s of the bare model on the pairs the extractor scored: length-sorted batches, one processor call and one
+    forward each (the floor any extraction path pays)."""
+    items = []
+    for post, record in zip(posts, records):
+        entities = [{k: e[k] for k in ("start", "end", "type")} for e in record["entities"]]
+        for i, j in candidate_pairs(entities):
+            items.append((post["tokens"], entities[i], entities[j]))
+    items.sort(key=lambda item: len(item[0]))
+    model, processor = extractor.model, extractor.processor
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for begin in range(0, len(items), batch_size):
+            tokens, subjects, objects = zip(*items[begin : begin + batch_size])
+            model(**processor(list(tokens), list(subjects), list(objects)))
+    return len(items) / (time.perf_counter() - started)
+
+
+def speed_report(n_posts: int, totals: Counter, stages: dict, model_pairs_per_s: float) -> dict:
+    extraction_pairs_per_s = totals["pairs"] / totals["total_s"]
+    return {
+        "extraction_s": round(totals["total_s"], 3),
+        "posts_per_s_with_ner": round(n_posts / totals["total_s"], 2),
+        "posts_per_s_without_ner": round(n_posts / (totals["total_s"] - totals["ner_s"]), 2),
+        "ner_posts_per_s": round(n_posts / totals["ner_s"], 1),
+        "pairs_per_s_end_to_end": round(extraction_pairs_per_s, 1),
+        "pairs_per_s_scoring": round(totals["pairs"] / totals["score_s"], 1),
+        "model_pairs_per_s_same_pairs": round(model_pairs_per_s, 1),
+        "extraction_vs_model": round(extraction_pairs_per_s / model_pairs_per_s, 3),
+        "stages_s": stages,
+        "stages_pct": {name: round(100 * value / totals["total_s"], 1) for name, value in stages.items()},
+    }
+
+
 def posts_from_split(split: datasets.Dataset) -> tuple[list[dict], list[list[dict]]]:
     """Unique sentences as posts, with the gold pairs annotated on each."""
     names = split.features["relation"].names
@@ -131,11 +227,22 @@ def main(argv=None) -> dict:
     extractor = TripleExtractor(model, processor, ner=args.ner, batch_size=args.batch_size)
     none_label = extractor.none_label
 
+    clock = StageClock()
+    clock.watch(model)
+    extractor.processor = clock.processor(processor)
     extractor.extract(posts[:8])  # warm-up: loads the NER model, encodes the relation bank once
-    records, totals = [], Counter()
-    for begin in range(0, len(posts), args.chunk_size):
-        records += extractor.extract(posts[begin : begin + args.chunk_size], return_entities=True)
-        totals.update(extractor.last_stats)
+    records, totals, stages = time_extraction(extractor, posts, args.chunk_size, clock)
+    own = model_throughput(extractor, records, posts, args.batch_size)
+    speed = {"float32": speed_report(len(posts), totals, stages, own)}
+    for kind in args.quantize:
+        quantized = TripleExtractor(model, processor, ner=extractor.tagger, batch_size=args.batch_size, quantize=kind)
+        quantized_clock = StageClock()
+        quantized_clock.watch(quantized.model)
+        quantized.processor = quantized_clock.processor(processor)
+        quantized.extract(posts[:8])
+        _, q_totals, q_stages = time_extraction(quantized, posts, args.chunk_size, quantized_clock)
+        q_model = model_throughput(quantized, records, posts, args.batch_size)
+        speed[kind] = speed_report(len(posts), q_totals, q_stages, q_model)
     errors = [r for r in records if "error" in r]
     if errors:
         raise RuntimeError(f"{len(errors)} posts failed, e.g. {errors[0]}")
@@ -237,16 +344,7 @@ def main(argv=None) -> dict:
         "triples": counts["triples"],
         "batch_size": args.batch_size,
         "chunk_size": args.chunk_size,
-        "speed": {
-            "extraction_s": round(totals["total_s"], 3),
-            "ner_s": round(totals["ner_s"], 3),
-            "scoring_s": round(totals["score_s"], 3),
-            "posts_per_s_with_ner": round(n_posts / totals["total_s"], 2),
-            "posts_per_s_without_ner": round(n_posts / (totals["total_s"] - totals["ner_s"]), 2),
-            "ner_posts_per_s": round(n_posts / totals["ner_s"], 1),
-            "pairs_per_s": round(totals["pairs"] / totals["score_s"], 1),
-            "pair_level_pipeline_pairs_per_s": round(len(pair_inputs) / pair_s, 1),
-        },
+        "speed": {**speed, "pair_level_pipeline_pairs_per_s": round(len(pair_inputs) / pair_s, 1)},
         "quality": quality,
         "wall_time_s": round(wall, 3),
         "notes": "Posts are the unique sentences of the split, text only, tokens as given. ner_s includes pair "

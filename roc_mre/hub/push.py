@@ -527,27 +527,28 @@ def validate_card(staged: Path) -> None:
         raise SystemExit(f"Refusing to push: the Hub rejects the model card's metadata: {err}") from None
 
 
-def upload_model(staged: Path, files: list[str], args: argparse.Namespace, commit_message: str) -> str:
-    """create_repo(exist_ok=True), the branch if any, then ONE commit of exactly `files` (`commit_files`).
-
-    The commit also deletes the remote files this script owns (`MANAGED_PATTERNS`) that the new folder no longer
-    has, such as an old `per_relation_test.md`; every other file of the repository is left alone.
-    """
+def upload(
+    staged: Path, files: list[str], repo_id: str, repo_type: str, owned: tuple[str, ...], message: str, **create
+) -> str:
+    """create_repo(exist_ok=True, `create`), the branch if `create` names a revision, then ONE commit of exactly
+    `files` (`commit_files`), which also deletes the remote files this script owns (`owned`) that the new folder no
+    longer has, such as an old `per_relation_test.md`; every other file of the repository is left alone."""
     from huggingface_hub import HfApi
 
+    revision = create.pop("revision", None)
     api = HfApi()  # token: HF_TOKEN or the stored login, found by huggingface_hub
-    api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
-    if args.revision:
-        api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+    api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, **create)
+    if revision:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
     return commit_files(
         api,
-        repo_id=args.repo_id,
-        repo_type="model",
+        repo_id=repo_id,
+        repo_type=repo_type,
         folder=staged,
         files=files,
-        owned_patterns=MANAGED_PATTERNS,
-        commit_message=commit_message,
-        revision=args.revision,
+        owned_patterns=owned,
+        commit_message=message,
+        revision=revision,
     )
 
 
@@ -560,23 +561,6 @@ def stage_space(target: Path, args: argparse.Namespace, config: dict, protected:
 
     stage(target, fill, protected)
     return files
-
-
-def upload_space(staged: Path, files: list[str], args: argparse.Namespace) -> str:
-    """create_repo (a Gradio Space, exist_ok) then ONE commit of exactly `files`."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(args.space, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True)
-    return commit_files(
-        api,
-        repo_id=args.space,
-        repo_type="space",
-        folder=staged,
-        files=files,
-        owned_patterns=SPACE_MANAGED_PATTERNS,
-        commit_message=f"Demo of {args.repo_id}",
-    )
 
 
 def push(args: argparse.Namespace) -> dict:
@@ -661,10 +645,28 @@ def push(args: argparse.Namespace) -> dict:
             message = args.commit_message or f"Upload ROC model (micro-F1 {f1} % on {primary})"
             target = f"{args.repo_id} ({summary['revision']})"
             log(f"uploading {len(files)} files to {target} in one commit: {', '.join(files)}")
-            summary["commit_url"] = upload_model(staged, files, args, message)
+            summary["commit_url"] = upload(
+                staged,
+                files,
+                args.repo_id,
+                "model",
+                MANAGED_PATTERNS,
+                message,
+                private=args.private,
+                revision=args.revision,
+            )
             if args.space:
                 log(f"uploading {len(space_files)} files to the Space {args.space} in one commit")
-                summary["space"]["commit_url"] = upload_space(space_staged, space_files, args)
+                summary["space"]["commit_url"] = upload(
+                    space_staged,
+                    space_files,
+                    args.space,
+                    "space",
+                    SPACE_MANAGED_PATTERNS,
+                    f"Demo of {args.repo_id}",
+                    private=args.private,
+                    space_sdk="gradio",
+                )
         except (HfHubHTTPError, OSError, *transport_errors()) as err:  # OSError: offline mode, refused connection
             raise SystemExit(f"The upload failed ({type(err).__name__}): {redact_secrets(str(err))}") from None
         log(f"done: {summary['commit_url']}")
