@@ -27,7 +27,14 @@ from importlib import resources
 from pathlib import Path
 
 
-__all__ = ["BUILTIN_BANKS", "load_relation_bank", "ordered_bank", "require_descriptions"]
+__all__ = [
+    "BUILTIN_BANKS",
+    "SYMMETRIC_RELATIONS",
+    "load_relation_bank",
+    "ordered_bank",
+    "require_descriptions",
+    "symmetric_relations",
+]
 
 BUILTIN_BANKS = ("mnre", "more")
 
@@ -61,6 +68,29 @@ def _parse_bank(text: str, source: str) -> dict[str, str]:
                 f"Relation bank {source}: label {label!r} needs a non-empty string description, got {description!r}"
             )
     return data
+
+
+# Relations of the built-in banks that hold both ways (A couple B is B couple A). A model trained on a built-in bank
+# records them in `ROCConfig.symmetric_relations`; triple extraction then reports each such pair once.
+SYMMETRIC_RELATIONS = {
+    "mnre": (
+        "/per/per/siblings",
+        "/per/per/couple",
+        "/per/per/neighbor",
+        "/per/per/peer",
+        "/per/per/alumi",
+        "/per/per/alternate_names",
+        "/org/org/alternate_names",
+    ),
+    "more": ("/per/per/partner", "/per/per/relatives", "/per/per/opponent"),
+}
+
+
+def symmetric_relations(name_or_path: str, labels: list[str]) -> list[str]:
+    """The symmetric relations a built-in bank marks, among `labels`; none for a bank file (say them with
+    `train.py --symmetric_relations`)."""
+    marked = SYMMETRIC_RELATIONS.get(str(name_or_path).lower(), ())
+    return [label for label in labels if label in marked]
 
 
 def load_relation_bank(name_or_path: str) -> dict[str, str]:

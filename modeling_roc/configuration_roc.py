@@ -132,6 +132,10 @@ class ROCConfig(PretrainedConfig):
             below the trained ones (its description was never pulled towards its pairs), so it is almost never
             predicted; an offset is the decision-time knob that trades it against the trained relations. Set it
             with `ROCModel.set_relation_bank(bank, score_offsets=...)`; empty by default.
+        symmetric_relations (`list[str]`, *optional*):
+            Labels of relations that hold both ways (`/per/per/couple`: A couple B is B couple A). Triple extraction
+            reports each unordered pair once for them (the direction with the higher score) instead of twice. Must
+            be labels of `relation_bank`; `set_relation_bank` keeps those of the new bank. Empty by default.
         freeze_relation_encoder (`bool`, *optional*, defaults to `False`):
             Keep the relation encoder's pretrained weights: descriptions are encoded once and cached even while
             training (a relation projection, when `pair_embed_dim` differs from its width, still trains). Cuts a
@@ -183,6 +187,7 @@ class ROCConfig(PretrainedConfig):
         relation_source: RelationSource = "description",
         relation_bank: dict[str, str] | None = None,
         relation_score_offsets: dict[str, float] | None = None,
+        symmetric_relations: list[str] | None = None,
         freeze_relation_encoder: bool = False,
         relation_max_length: int = 64,
         classifier_dropout: float = 0.1,
@@ -234,6 +239,7 @@ class ROCConfig(PretrainedConfig):
             kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
         self.relation_bank = dict(relation_bank) if relation_bank else {}
         self.relation_score_offsets = relation_score_offsets or {}  # checked and made {label: float} by _validate
+        self.symmetric_relations = list(symmetric_relations or [])
         super().__init__(**kwargs)
         self._validate()
 
@@ -253,6 +259,9 @@ class ROCConfig(PretrainedConfig):
                 f"set `vision_model_name=None` (got {self.vision_model_name!r}) for the 'w/o fusion' ablation."
             )
         self.relation_score_offsets = check_score_offsets(self.relation_score_offsets, self.relation_labels, self.head)
+        unknown = [label for label in self.symmetric_relations if label not in self.relation_bank]
+        if self.relation_bank and unknown:
+            raise ValueError(f"`symmetric_relations` {unknown} are not labels of the relation bank.")
         if self.caption_tokens and not self.use_fusion:
             raise ValueError("`caption_tokens=True` needs the fusion encoder (`use_fusion=True`): it reads them.")
         if self.text_config.hidden_size % self.num_fusion_heads:

@@ -486,6 +486,12 @@ class ROCModel(ROCPreTrainedModel):
         # relative import: it also makes `save_pretrained` copy pipeline_roc.py beside this file
         from .pipeline_roc import TASK, ROCRelationExtractionPipeline
 
+        if any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in self.modules()):
+            raise ValueError(
+                "This is an int8 copy made by `quantize_int8` for CPU inference: its packed weights do not load back "
+                "with `from_pretrained`. Save the float32 model and call `quantize_int8` after loading it."
+            )
+
         self.config.custom_pipelines = {
             TASK: {"impl": f"pipeline_roc.{ROCRelationExtractionPipeline.__name__}", "pt": ["AutoModel"]}
         }
@@ -537,6 +543,8 @@ class ROCModel(ROCPreTrainedModel):
         labels = list(relation_bank)
         self.config.relation_score_offsets = check_score_offsets(score_offsets or {}, labels, self.config.head)
         self.config.relation_bank = dict(relation_bank)
+        symmetric = self.config.symmetric_relations
+        self.config.symmetric_relations = [label for label in symmetric if label in relation_bank]
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
         self._invalidate_relation_cache(retokenize=True)

@@ -300,6 +300,30 @@ class ROCProcessor(ProcessorMixin):
             "caption_mask": torch.tensor([caption is not None for caption in captions]),
         }
 
+    def collate(
+        self, rows: Sequence[dict], label_column: str = "relation", use_images: bool | None = None
+    ) -> BatchFeature:
+        """A batch from dataset rows `{tokens, subject, object, relation?, image?}`, as a `data_collator`.
+
+        With `Trainer`: `Trainer(model, args, data_collator=processor.collate, ...)` and
+        `TrainingArguments(remove_unused_columns=False)` (Trainer otherwise drops the columns this reads, since they
+        are not arguments of `forward`). Images are read when the processor has an image transform and the rows an
+        `image` column (`use_images` decides otherwise); labels when the rows have `label_column`. The training
+        script's collator (`roc_mre.training.data_collator`) adds masking, captions and row indices on top.
+        """
+        if not rows:
+            raise ValueError("`collate` got no rows.")
+        first = rows[0]
+        if use_images is None:
+            use_images = self.image_config is not None and "image" in first
+        return self(
+            [row["tokens"] for row in rows],
+            [row["subject"] for row in rows],
+            [row["object"] for row in rows],
+            images=[row.get("image") for row in rows] if use_images else None,
+            labels=[row[label_column] for row in rows] if label_column in first else None,
+        )
+
     # -------------------------------------------------------------------------------------------------- images
     def load_image(self, image: Any, example: int = 0):
         """A PIL image from a PIL image, a path, a URL, base64 text or an (H, W[, C]) uint8 numpy array."""

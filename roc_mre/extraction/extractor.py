@@ -115,6 +115,21 @@ def candidate_pairs(entities: Sequence[dict]) -> list[tuple[int, int]]:
     ]
 
 
+def once_per_symmetric_pair(triples: list[dict], symmetric: Collection[str]) -> list[dict]:
+    """`triples` (best score first) with the lower-scored direction of a symmetric relation dropped: A couple B and
+    B couple A are one fact, reported once."""
+    seen, kept = set(), []
+    for triple in triples:
+        if triple["relation"] in symmetric:
+            ends = frozenset(((triple["subject"]["start"], triple["subject"]["end"]),
+                              (triple["object"]["start"], triple["object"]["end"])))  # fmt: skip
+            if (triple["relation"], ends) in seen:
+                continue
+            seen.add((triple["relation"], ends))
+        kept.append(triple)
+    return kept
+
+
 def _span(tokens: Sequence[str], entity: dict, offsets: Sequence[int] | None = None) -> dict:
     """An entity of the output: its words, word offsets, character offsets into the post's text (a text post only;
     None for a post given as words) and NER type."""
@@ -515,6 +530,7 @@ class TripleExtractor:
                 triple["similarity"] = float(scores.similarity[row, label_id])
             found.append(triple)
         found.sort(key=lambda triple: -triple["score"])
+        found = once_per_symmetric_pair(found, getattr(self.model.config, "symmetric_relations", None) or ())
         return found if top_k is None else found[:top_k]
 
     def rank_pairs(

@@ -139,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--relation_bank", default="mnre", help="Built-in bank name or JSON file {label: description}.")
     data.add_argument(
+        "--symmetric_relations",
+        nargs="*",
+        metavar="LABEL",
+        help="Relations that hold both ways (triple extraction then reports each such pair once), recorded in the "
+        "model's config. Default: those the built-in bank marks (MNRE: couple, siblings, peer, neighbor, alumni, "
+        "alternate names); none for a bank file.",
+    )
+    data.add_argument(
         "--max_train_samples", type=positive_int, help="Keep the first N training examples (quick runs)."
     )
     data.add_argument(

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from datasets_scripts.locking import OutputLock
-from datasets_scripts.relation_bank import load_relation_bank, ordered_bank
+from datasets_scripts.relation_bank import load_relation_bank, ordered_bank, symmetric_relations
 from modeling_roc import ROCModel, ROCProcessor
 from roc_mre.labels import find_none_label
 from roc_mre.metrics import RE_F1
@@ -263,9 +263,16 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
             )
         return model, processor
     bank = ordered_bank(label_names, load_relation_bank(args.relation_bank), args.relation_bank)
+    symmetric = args.symmetric_relations
+    if symmetric is None:
+        symmetric = symmetric_relations(args.relation_bank, list(bank))
+    unknown = sorted(set(symmetric) - set(bank))
+    if unknown:
+        raise SystemExit(f"error: --symmetric_relations {unknown} are not labels of the relation bank {list(bank)}")
     model = ROCModel.from_encoders(
         args.text_encoder,
         relation_bank=bank,
+        symmetric_relations=symmetric,
         relation_encoder=args.relation_encoder,
         vision_encoder=args.vision_encoder,
         vision_pretrained=args.vision_pretrained,

@@ -144,3 +144,17 @@ def test_ordered_bank_restricts_and_orders():
         ordered_bank(["a", "z"], bank, "mnre")
     with pytest.raises(ValueError, match="repeated"):
         ordered_bank(["a", "a"], bank)
+
+
+def test_the_builtin_banks_mark_their_symmetric_relations_and_files_mark_none(tmp_path):
+    from datasets_scripts.relation_bank import SYMMETRIC_RELATIONS, load_relation_bank, symmetric_relations
+
+    for name, marked in SYMMETRIC_RELATIONS.items():
+        labels = list(load_relation_bank(name))
+        assert set(marked) <= set(labels), f"{name}: a marked relation is not in the bank"
+        assert symmetric_relations(name, labels) == [label for label in labels if label in marked]
+    assert "/per/per/couple" in symmetric_relations("MNRE", list(load_relation_bank("mnre")))
+    assert "/per/per/parent" not in SYMMETRIC_RELATIONS["mnre"]  # a parent is not their child's parent
+    bank = tmp_path / "bank.json"
+    bank.write_text('{"None": "no relation", "/per/per/couple": "a couple"}', encoding="utf-8")
+    assert symmetric_relations(str(bank), ["None", "/per/per/couple"]) == []

@@ -544,3 +544,44 @@ def test_numpy_offsets_are_numbers_and_a_list_in_config_json_is_a_clear_error(ma
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="`relation_score_offsets` must be a mapping"):
         ROCModel.from_pretrained(tmp_path)
+
+
+def test_the_processor_is_a_collator_for_trainer_users(make_model, processor, tmp_path):
+    """`Trainer(..., data_collator=processor.collate)` with the shipped processor alone: no project code needed."""
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    rows = [{"tokens": e[0], "subject": span(*e[1]), "object": span(*e[2]), "relation": e[3]} for e in EXAMPLES] * 3
+    trainer = Trainer(
+        model=make_model(vision_model_name=None),
+        args=TrainingArguments(
+            output_dir=str(tmp_path), per_device_eval_batch_size=4, report_to="none", remove_unused_columns=False
+        ),
+        data_collator=processor.collate,
+    )
+    predictions = trainer.predict(datasets.Dataset.from_list(rows))
+    assert predictions.predictions.shape == (len(rows), len(TINY_BANK))
+    assert predictions.label_ids.tolist() == [row["relation"] for row in rows]
+    unlabelled = processor.collate([{k: v for k, v in row.items() if k != "relation"} for row in rows[:2]])
+    assert "labels" not in unlabelled and unlabelled["input_ids"].shape[0] == 2
+    with pytest.raises(ValueError, match="got no rows"):
+        processor.collate([])
+
+
+def test_symmetric_relations_are_labels_of_the_bank_and_follow_it(make_model, tmp_path):
+    with pytest.raises(ValueError, match=r"`symmetric_relations` \['/per/per/spouse'\] are not labels"):
+        make_model(symmetric_relations=["/per/per/spouse"])
+    model = make_model(symmetric_relations=["/per/per/couple"])
+    model.save_pretrained(tmp_path)
+    assert ROCModel.from_pretrained(tmp_path).config.symmetric_relations == ["/per/per/couple"]
+    model.set_relation_bank({"None": TINY_BANK["None"], "/per/org/member_of": TINY_BANK["/per/org/member_of"]})
+    assert model.config.symmetric_relations == []  # the relation left with the bank
+
+
+def test_an_int8_copy_refuses_to_be_saved_and_writes_nothing(make_model, tmp_path):
+    from modeling_roc import quantize_int8
+
+    quantized = quantize_int8(make_model(vision_model_name=None).eval())
+    with pytest.raises(ValueError, match="int8 copy made by `quantize_int8`.*call `quantize_int8` after loading"):
+        quantized.save_pretrained(tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()

@@ -13,6 +13,7 @@ import sys
 import pytest
 from helpers.tiny_models import REPO_ROOT
 from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
+from transformers import AutoModel, AutoProcessor
 
 from modeling_roc import ROCRelationExtractionPipeline
 from roc_mre.extraction.cli import Shard, drop_incomplete_last_line, parse_args, read_done, run
@@ -643,3 +644,18 @@ def test_a_text_post_is_split_by_the_ner_backends_tokenizer(trained_run):
     names = {e["text"]: (e["start_char"], e["end_char"]) for e in record["entities"]}
     assert names.get("Obama") == (11, 16), record["entities"]
     assert all(text[s:e] == name for name, (s, e) in names.items())
+
+
+def test_a_symmetric_relation_is_reported_once_per_pair(trained_run):
+    """A couple B and B couple A are one fact: with `/per/per/couple` marked symmetric only the better-scored
+    direction stays; the other relations keep both directions."""
+    model = AutoModel.from_pretrained(str(trained_run))
+    model.config.relation_score_offsets = {"/per/per/couple": 10.0}  # every pair a couple: both directions scored
+    plain = TripleExtractor(model, AutoProcessor.from_pretrained(str(trained_run)), ner=None)
+    people = [{"start": 0, "end": 2, "type": "PERSON"}, {"start": 3, "end": 5, "type": "PERSON"}]
+    post = {"id": 1, "tokens": "Alice Moreau married Bruno Keller".split(), "entities": people}
+    both = plain(post)
+    assert [t["relation"] for t in both] == ["/per/per/couple", "/per/per/couple"]
+    model.config.symmetric_relations = ["/per/per/couple"]
+    (once,) = plain(post)
+    assert once == both[0]  # the higher-scored direction

@@ -682,3 +682,17 @@ def test_a_bad_config_file_is_one_error_line(kind, tmp_path, capsys):
     assert err.startswith("train.py: error: --config") or "error: --config" in err, err
     assert {"missing": "no such file", "folder": "is a folder", "yaml_syntax": "not valid YAML",
             "json_syntax": "not valid JSON", "latin1": "not UTF-8"}[kind] in err  # fmt: skip
+
+
+def test_symmetric_relations_are_recorded_in_the_model_and_an_unknown_one_is_an_error(inputs, tmp_path):
+    run = tmp_path / "symmetric"
+    _run(_train_args(inputs, run, "--num_train_epochs", "1", "--symmetric_relations", "/per/per/couple"))
+    assert json.loads((run / "config.json").read_text())["symmetric_relations"] == ["/per/per/couple"]
+
+    bad = tmp_path / "bad"
+    args = _train_args(inputs, bad, "--symmetric_relations", "spouse")
+    command = [sys.executable, str(REPO_ROOT / "train.py"), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --symmetric_relations ['spouse'] are not labels")
+    assert not bad.exists() or not any(bad.iterdir()), "nothing written for a run that cannot start"
