@@ -440,10 +440,6 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--dataset_name_or_path is required (a folder or Hub id built by datasets_scripts.build)")
     if not args.do_train and not args.model_name_or_path:
         parser.error("evaluation-only mode (--do_eval without --do_train) needs --model_name_or_path")
-    if args.model_name_or_path:
-        from roc_mre.model_reference import check_model_reference  # stdlib only: --help stays free of torch
-
-        check_model_reference("--model_name_or_path", args.model_name_or_path)
     if not args.output_dir:
         if args.do_train:
             parser.error("--output_dir is required for training")
@@ -492,3 +488,7 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error(f"--mention_mask_prob must be in [0, 1], got {args.mention_mask_prob}")
     if args.none_weight != 1.0 and args.loss_mode == "in_batch":
         parser.error("--none_weight applies to the bank / classification losses, not loss_mode=in_batch")
+    if args.model_name_or_path:  # last: the checks above name the flags a user got wrong first
+        from roc_mre.model_reference import check_model_reference  # stdlib only: --help stays free of torch
+
+        check_model_reference("--model_name_or_path", args.model_name_or_path)

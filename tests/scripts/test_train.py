@@ -610,7 +610,7 @@ def test_only_a_marked_run_folder_is_replaced_or_resumed(trained_run, inputs, tm
 
 
 def test_evaluation_only_never_writes_into_a_run_folder_or_a_folder_named_like_a_hub_id(trained_run, capsys):
-    err = _refusal(_args("--do_eval", "--model_name_or_path", "x", "--output_dir", str(trained_run)), capsys)
+    err = _refusal(_args("--do_eval", "--model_name_or_path", "org/x", "--output_dir", str(trained_run)), capsys)
     assert "never writes into a run folder" in err
     args = _args("--do_eval", "--model_name_or_path", "org/name")
     assert args.output_dir == "eval_validation-org--name"
