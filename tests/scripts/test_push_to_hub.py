@@ -410,7 +410,9 @@ def test_a_staging_dir_never_deletes_a_clone_or_the_dataset_named_like_its_copy(
             done.stderr.strip()
             .splitlines()[-1]
             .startswith(
-                f"{staging.resolve()} is not empty and was not staged" if staging == clone else "staging folder"
+                f"error: {staging.resolve()} is not empty and was not staged"
+                if staging == clone
+                else "error: staging folder"
             )
         ), done.stderr[-2000:]
         if staging != clone:
