@@ -344,7 +344,32 @@ class TrainingState:
         return dict(vars(self))
 
     def load_state_dict(self, state: dict) -> None:
+        self.check(state)
         vars(self).update(state)
+
+    @classmethod
+    def check(cls, state: dict) -> None:
+        """Refuse a saved state that this class did not write: missing or extra keys, wrong types, impossible values
+        (a hand-edited `training_state.json` would otherwise resume at a made-up epoch or step)."""
+        expected = set(cls(temperature=1.0).state_dict())
+        if not isinstance(state, dict) or set(state) != expected:
+            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{COMPLETE_MARKER} must hold exactly {sorted(expected)}, got {keys}")
+        counts = {"epoch": 0, "batches_done": 0, "global_step": 0, "best_epoch": -1}
+        for key, lowest in counts.items():
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ValueError(f"{COMPLETE_MARKER}: {key} must be an integer >= {lowest}, got {value!r}")
+        for key, (low, high) in {"epoch_loss_sum": (0.0, math.inf), "best_f1": (-1.0, 100.0)}.items():
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"{COMPLETE_MARKER}: {key} must be a number in [{low}, {high}], got {value!r}")
+        temperature = state["temperature"]
+        is_number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+        if not is_number or not 0 < temperature < math.inf:
+            raise ValueError(f"{COMPLETE_MARKER}: temperature must be a positive number, got {temperature!r}")
+        if not isinstance(state["history"], list) or not all(isinstance(row, dict) for row in state["history"]):
+            raise ValueError(f"{COMPLETE_MARKER}: history must be a list of epoch records")
 
 
 def compute_loss(
@@ -536,6 +561,22 @@ def save_checkpoint(accelerator: Accelerator, state: TrainingState, total_limit:
     accelerator.wait_for_everyone()
 
 
+def check_random_states(path: Path, process_index: int) -> None:
+    """This process's RNG file of a checkpoint must be there and readable: Accelerate skips a missing or broken one
+    with an info line, and the resumed run would then draw other dropout masks and batches than the uninterrupted
+    one. Read as Accelerate reads it (`weights_only`, numpy's RNG allow-listed), never unpickled freely."""
+    from accelerate.utils import load as accelerate_load
+
+    file = path / f"random_states_{process_index}.pkl"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file.name} is missing (the random state of process {process_index})")
+    states = accelerate_load(file)
+    keys = set(states) if isinstance(states, dict) else set()
+    missing = {"random_state", "numpy_random_seed", "torch_manual_seed"} - keys
+    if missing:
+        raise ValueError(f"{file.name} lacks {sorted(missing)}")
+
+
 def resume(accelerator: Accelerator, args: argparse.Namespace, state: TrainingState, checkpoints_dir: Path) -> None:
     """Restore model, optimizer, schedule, sampler and RNG (`load_state`) and this run's `TrainingState`.
 
@@ -562,6 +603,8 @@ def resume(accelerator: Accelerator, args: argparse.Namespace, state: TrainingSt
             )
         try:
             saved = json.loads((path / COMPLETE_MARKER).read_text(encoding="utf-8"))
+            TrainingState.check(saved)
+            check_random_states(path, accelerator.process_index)
             accelerator.load_state(str(path))
         except Exception as err:  # noqa: BLE001 - any unreadable file of this checkpoint: say which, try the previous
             reason = f"{path} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"

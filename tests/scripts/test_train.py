@@ -696,3 +696,43 @@ def test_symmetric_relations_are_recorded_in_the_model_and_an_unknown_one_is_an_
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: --symmetric_relations ['spouse'] are not labels")
     assert not bad.exists() or not any(bad.iterdir()), "nothing written for a run that cannot start"
+
+
+@pytest.mark.slow
+def test_a_tampered_training_state_or_a_missing_random_state_is_named_and_never_resumed_from(inputs, tmp_path):
+    """Accelerate skips a missing RNG file with an info line, and a hand-edited training_state.json was trusted:
+    both now make the checkpoint unusable, named, and `latest` falls back to the previous complete one."""
+    flags = ["--num_train_epochs", "1", "--checkpointing_steps", "2", "--checkpoints_total_limit", "10"]
+    run = tmp_path / "run"
+    _run(_train_args(inputs, run, *flags))
+    checkpoints = sorted((run / "checkpoints").iterdir(), key=lambda p: int(p.name.split("_")[-1]))
+    assert len(checkpoints) >= 3
+    newest, second, third = checkpoints[-1], checkpoints[-2], checkpoints[-3]
+    state = json.loads((newest / "training_state.json").read_text())
+    state["epoch"] = -3
+    (newest / "training_state.json").write_text(json.dumps(state))
+    (second / "random_states_0.pkl").unlink()
+    for name in ("eval_results.json", "all_results.json"):
+        (run / name).unlink()
+
+    done = _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))
+    assert f"{newest} cannot be loaded: ValueError: training_state.json: epoch must be an integer >= 0" in done.stderr
+    assert f"{second} cannot be loaded: FileNotFoundError: random_states_0.pkl is missing" in done.stderr
+    assert f"Resumed from {third}" in done.stdout + done.stderr
+
+
+def test_the_training_state_check_refuses_what_train_py_never_writes():
+    from roc_mre.training.loop import TrainingState
+
+    good = TrainingState(temperature=0.05).state_dict()
+    TrainingState.check(good)
+    for key, value, message in [
+        ("global_step", 2.5, "global_step must be an integer >= 0"),
+        ("best_f1", 250.0, r"best_f1 must be a number in \[-1.0, 100.0\]"),
+        ("temperature", 0.0, "temperature must be a positive number"),
+        ("history", {"epoch": 1}, "history must be a list"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TrainingState.check({**good, key: value})
+    with pytest.raises(ValueError, match="must hold exactly"):
+        TrainingState.check({**good, "planted": 1})
