@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_io import REPO_ROOT as _ROOT
-from results_io import result_name, write_result
+from results_io import REPO_ROOT, result_name, write_result
 
 
-REPO_ROOT = _ROOT
 POST = {"id": 1, "text": "Rafael Nadal gets engaged to his girlfriend Mery Perello in Mallorca"}
 # The smoke run of the README: the shipped config on a slice of MNRE, one epoch.
 SMOKE_FLAGS = "--num_train_epochs 1 --max_train_samples 2048 --max_eval_samples 512 --output_dir runs/smoke"

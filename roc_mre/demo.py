@@ -13,12 +13,15 @@ components to it, each with an `elem_id` so that a browser test can find it.
 import argparse
 import html
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+
+logger = logging.getLogger(__name__)
 
 # Posts written for this demo (not from a dataset) for when no dataset with a validation split is given.
 DEFAULT_EXAMPLES = (
@@ -152,7 +155,8 @@ def read_training_args(model: str) -> dict:
             from huggingface_hub import hf_hub_download
 
             return json.loads(Path(hf_hub_download(model, "training_args.json")).read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - offline, no such file, not JSON: the page says less, nothing breaks
+    except Exception as err:  # noqa: BLE001 - offline, no such file, not JSON: the page says less, nothing breaks
+        logger.warning(f"{model}: training_args.json not read ({type(err).__name__}); the page omits the dataset")
         return {}
     return {}
 
@@ -334,8 +338,7 @@ def build_demo(backend: DemoBackend, examples: list[str]):
             choices = [pair_name(p) for p in result.pairs]
             first = pair_name(result.pairs[0]) if result.pairs else None
             if result.triples:
-                best = result.triples[0]
-                first = f"{best['subject']['text']} → {best['object']['text']}"
+                first = pair_name(result.triples[0])  # a triple names its pair as a pair does
             return (
                 result,
                 highlighted(result),

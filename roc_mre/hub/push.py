@@ -528,14 +528,20 @@ def validate_card(staged: Path) -> None:
 
 
 def upload(
-    staged: Path, files: list[str], repo_id: str, repo_type: str, owned: tuple[str, ...], message: str, **create
+    staged: Path,
+    files: list[str],
+    repo_id: str,
+    repo_type: str,
+    owned: tuple[str, ...],
+    message: str,
+    revision: str | None = None,
+    **create,
 ) -> str:
-    """create_repo(exist_ok=True, `create`), the branch if `create` names a revision, then ONE commit of exactly
+    """create_repo(exist_ok=True, `create`), the branch `revision` if given, then ONE commit of exactly
     `files` (`commit_files`), which also deletes the remote files this script owns (`owned`) that the new folder no
     longer has, such as an old `per_relation_test.md`; every other file of the repository is left alone."""
     from huggingface_hub import HfApi
 
-    revision = create.pop("revision", None)
     api = HfApi()  # token: HF_TOKEN or the stored login, found by huggingface_hub
     api.create_repo(repo_id, repo_type=repo_type, exist_ok=True, **create)
     if revision:

@@ -38,12 +38,10 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(tiny_run):
-    from roc_mre.demo import DemoBackend
+    from roc_mre.demo import DemoBackend, read_training_args
     from roc_mre.extraction import TripleExtractor
 
     extractor = TripleExtractor.from_pretrained(str(tiny_run), ner=FakeTagger(), device="cpu")
-    from roc_mre.demo import read_training_args
-
     return DemoBackend(extractor, str(tiny_run), read_training_args(str(tiny_run)))
 
 

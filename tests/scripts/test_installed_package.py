@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
@@ -100,20 +99,19 @@ def test_the_packages_come_from_the_wheel_with_their_data(installed):
 
 @pytest.mark.parametrize("script", CONSOLE_SCRIPTS)
 def test_each_console_script_answers_help_and_a_bad_flag_at_once(installed, script):
-    started = time.perf_counter()
     helped = _run(installed, str(installed["bin"] / script), "--help")
-    help_seconds = time.perf_counter() - started
     assert helped.returncode == 0, helped.stderr[-2000:]
     assert "usage:" in helped.stdout
     bad = _run(installed, str(installed["bin"] / script), "--no_such_flag")
     assert bad.returncode == 2
     assert "error: " in bad.stderr and "Traceback" not in bad.stderr
-    # Not a timing test: torch alone takes seconds to import, so a --help that imports it is caught at any load.
-    modules = _run(
-        installed, str(installed["python"]), "-X", "importtime", str(installed["bin"] / script), "--help"
-    ).stderr
-    assert "| torch\n" not in modules and "| transformers\n" not in modules, f"{script} --help imports torch"
-    assert help_seconds < 30
+    # Not a timing test: torch alone takes seconds to import, so a --help that imports it (at any depth: importtime
+    # indents nested imports) is caught at any load of the machine.
+    report = _run(installed, str(installed["python"]), "-X", "importtime", str(installed["bin"] / script), "--help")
+    lines = [line for line in report.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines}
+    assert "argparse" in imported, "the import report was read"
+    assert not imported & {"torch", "transformers", "datasets", "gradio"}, f"{script} --help imports a heavy library"
 
 
 def test_a_shipped_config_without_its_dataset_says_how_to_build_it(installed):
