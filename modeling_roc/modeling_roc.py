@@ -499,6 +499,65 @@ class ROCModel(ROCPreTrainedModel):
         if self.relation_tokenizer is not None and kwargs.get("is_main_process", True):
             self.relation_tokenizer.save_pretrained(os.path.join(save_directory, RELATION_TOKENIZER_DIR))
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+        license: str | None = None,
+    ) -> str:
+        """`PreTrainedModel.push_to_hub` (same arguments, plus `license`), with a ROC model card instead of
+        transformers' generic one, in one commit.
+
+        When the repo has no `README.md` yet, the card is `card_roc.roc_model_card`: the relations and their
+        descriptions, usage (with relations chosen at call time), license (default Apache-2.0) and citation. It says
+        that no metrics are recorded: the weights carry none (`roc-push` publishes a training run with its metrics).
+        A card already on the Hub is kept, as transformers keeps it (`tags` are added to it). Returns the commit URL.
+        """
+        import tempfile
+
+        from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
+        from huggingface_hub.errors import EntryNotFoundError
+
+        # relative imports: they also make `save_pretrained` copy card_roc.py and pipeline_roc.py beside this file
+        from .card_roc import DEFAULT_LICENSE, roc_model_card
+        from .pipeline_roc import TASK
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        try:
+            card = ModelCard.load(repo_id, token=token)
+            card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *(tags or [])]))
+        except EntryNotFoundError:
+            card = roc_model_card(repo_id, self.config, TASK, license=license or DEFAULT_LICENSE, tags=tags)
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size)
+            card.save(os.path.join(folder, "README.md"))
+            operations = [
+                CommitOperationAdd(path_in_repo=os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"),
+                                   path_or_fileobj=os.path.join(root, name))
+                for root, _, names in os.walk(folder)
+                for name in sorted(names)
+            ]  # fmt: skip
+            commit = api.create_commit(
+                repo_id,
+                operations=operations,
+                commit_message=commit_message or "Upload ROC model",
+                commit_description=commit_description,
+                revision=revision,
+                create_pr=create_pr,
+            )
+        return commit.pr_url if create_pr else commit.commit_url
+
     def get_input_embeddings(self) -> nn.Module:
         """The text encoder's token embeddings (entity markers included), as `resize_token_embeddings` expects."""
         return self.text_model.get_input_embeddings()

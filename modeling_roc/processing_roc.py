@@ -51,16 +51,20 @@ UNKNOWN_TYPE = "UNKNOWN"
 UNKNOWN_TYPE_WORD = "entity"
 CaptionMode = Literal["text", "tokens"]
 CAPTION_MODES = get_args(CaptionMode)
-_MARKER_TEXT = re.compile("|".join(re.escape(marker) for marker in ENTITY_MARKERS), re.IGNORECASE)
 
 
-def plain_text(word: str) -> str:
-    """A word of user text (a post's word, an NER type) that can never become an entity marker.
+def plain_text(word: str, special_tokens: Sequence[str] = ()) -> str:
+    """A piece of user text (a post's word, an NER type, a caption) that can never become a special token.
 
-    The markers are special tokens, so a literal `<obj>` in a post would be tokenized as the marker and move the
-    position the model reads the entity from; it is spelled `< obj >` instead (ordinary tokens).
+    The entity markers and the tokenizer's own special tokens (`special_tokens`: `[SEP]`, `[PAD]`, `[MASK]`...) are
+    matched in raw text, so a literal `<obj>` or `[SEP]` in a post would be encoded as that token: it would move the
+    position the model reads the entity from, or end a segment early. Each is spelled with spaces inside its
+    brackets instead (`< obj >`, `[ SEP ]`), which a WordPiece tokenizer reads as the same ordinary tokens as the
+    unbracketed text would give.
     """
-    return _MARKER_TEXT.sub(lambda found: f"< {found.group(0)[1:-1]} >", word)
+    tokens = sorted({*ENTITY_MARKERS, *(t for t in special_tokens if len(t) >= 3)}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(token) for token in tokens), re.IGNORECASE)  # re caches compiled patterns
+    return pattern.sub(lambda found: f"{found.group(0)[0]} {found.group(0)[1:-1]} {found.group(0)[-1]}", word)
 
 
 def is_visual_object(entity: dict) -> bool:
@@ -217,13 +221,17 @@ class ROCProcessor(ProcessorMixin):
             words = UNKNOWN_TYPE_WORD
         else:
             words = self.type_words.get(entity_type, entity_type.replace("_", " ").lower())
-        return ["[", *plain_text(words).split(), "]"]
+        return ["[", *self._plain(words).split(), "]"]
+
+    def _plain(self, text: str) -> str:
+        return plain_text(text, self.tokenizer.all_special_tokens)
 
     def mark_entities(self, tokens: Sequence[str], subject: dict, object: dict, example: int = 0) -> list[str]:
         """The words of the marked, type-prompted text (markers and prompts as extra words).
 
         Text entities are marked in place; a visual object (see `is_visual_object`) gets its marked slot after the
-        sentence.
+        sentence. An entity with `"masked": True` has its words replaced by the tokenizer's mask token (the training
+        augmentation of `ROCDataCollator(mention_mask_prob=...)`); a mask token written in the text itself stays text.
         """
         entities = [(subject, "subject", ENTITY_MARKERS[:2]), (object, "object", ENTITY_MARKERS[2:])]
         spans = [
@@ -231,6 +239,12 @@ class ROCProcessor(ProcessorMixin):
             for entity, role, markers in entities
             if not is_visual_object(entity)
         ]
+        masked = {
+            i
+            for entity, _, _ in entities
+            if entity.get("masked") and not is_visual_object(entity)
+            for i in range(entity["start"], entity["end"])
+        }
         words: list[str] = []
         for i in range(len(tokens) + 1):
             # close the entities ending here (inner one first), then open those starting here (outer one first)
@@ -241,7 +255,7 @@ class ROCProcessor(ProcessorMixin):
                 if start == i:
                     words.append(opener)
             if i < len(tokens):
-                words.append(plain_text(tokens[i]))
+                words.append(self.tokenizer.mask_token if i in masked else self._plain(tokens[i]))
         for entity, _, (opener, closer) in entities:
             if is_visual_object(entity):
                 words += [opener, *self._prompt(entity.get("type")), closer]
@@ -276,7 +290,7 @@ class ROCProcessor(ProcessorMixin):
         input_ids = prefix + [text_ids[p] for p in kept] + suffix
         if caption is not None:
             room = self.max_length - len(input_ids) - 1  # one more separator closes the caption segment
-            caption_ids = self.tokenizer(plain_text(caption), add_special_tokens=False)["input_ids"][: max(room, 0)]
+            caption_ids = self.tokenizer(self._plain(caption), add_special_tokens=False)["input_ids"][: max(room, 0)]
             if caption_ids:
                 input_ids += caption_ids + [self.tokenizer.sep_token_id]
         return input_ids, len(prefix) + kept.index(subj_open), len(prefix) + kept.index(obj_open)
@@ -288,7 +302,7 @@ class ROCProcessor(ProcessorMixin):
         zero) and marked False in `caption_mask`, so the fusion layers ignore its tokens.
         """
         encoding = self.tokenizer(
-            [plain_text(caption) if caption is not None else "" for caption in captions],
+            [self._plain(caption) if caption is not None else "" for caption in captions],
             padding=True,
             truncation=True,
             max_length=self.max_caption_length,

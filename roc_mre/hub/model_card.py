@@ -16,6 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from datasets_scripts.mnre import CITATION as MNRE_CITATION
 from datasets_scripts.more import CITATION as MORE_CITATION
+from modeling_roc.card_roc import ROC_CITATION
 from modeling_roc.pipeline_roc import TASK
 from roc_mre.hub import DEFAULT_LICENSE
 
@@ -423,6 +424,7 @@ def template_values(
         "license_text": LICENSE_TEXT.get(license, f"`{license}`, as chosen by the uploader.")
         + " "
         + DATA_LICENSE_TEXT,
+        "roc_citation": ROC_CITATION,
         "dataset_citation": (MORE_CITATION if "more" in dataset_type.lower() else MNRE_CITATION).strip(),
     }
 

@@ -55,18 +55,18 @@ class ROCDataCollator:
         if self.mention_mask_prob > 0 and self.processor.tokenizer.mask_token is None:
             raise ValueError("`mention_mask_prob` needs a tokenizer with a mask token; this one has none.")
 
-    def mask_mentions(self, row: dict[str, Any]) -> list[str]:
-        """The row's words with each text entity masked with probability `mention_mask_prob` (seeded per row)."""
+    def mask_mentions(self, row: dict[str, Any]) -> tuple[dict, dict]:
+        """The row's subject and object, each text entity marked `masked` (the processor then writes the mask token
+        for its words) with probability `mention_mask_prob`, seeded per row."""
         if self.index_column not in row:
             raise ValueError(f"Masking mentions needs the row index column {self.index_column!r} (with_row_index).")
         draws = random.Random(f"{self.seed}:{self.epoch}:{row[self.index_column]}")
-        tokens = list(row["tokens"])
-        for entity in (row["subject"], row["object"]):
-            if draws.random() < self.mention_mask_prob and not is_visual_object(entity):
-                tokens[entity["start"] : entity["end"]] = [self.processor.tokenizer.mask_token] * (
-                    entity["end"] - entity["start"]
-                )
-        return tokens
+        return tuple(
+            {**entity, "masked": True}
+            if draws.random() < self.mention_mask_prob and not is_visual_object(entity)
+            else entity
+            for entity in (row["subject"], row["object"])
+        )
 
     def caption(self, row: dict[str, Any]) -> str | None:
         """The row's caption, or None when it has none or `caption_dropout` drops it (seeded per row and epoch)."""
@@ -80,10 +80,11 @@ class ROCDataCollator:
     def __call__(self, rows: list[dict[str, Any]]) -> BatchFeature:
         masking = self.mention_mask_prob > 0
         try:
+            entities = [self.mask_mentions(row) if masking else (row["subject"], row["object"]) for row in rows]
             batch = self.processor(
-                [self.mask_mentions(row) if masking else row["tokens"] for row in rows],
-                [row["subject"] for row in rows],
-                [row["object"] for row in rows],
+                [row["tokens"] for row in rows],
+                [subject for subject, _ in entities],
+                [object for _, object in entities],
                 images=[row.get("image") for row in rows] if self.use_images else None,
                 labels=[row[self.label_column] for row in rows] if self.label_column in rows[0] else None,
                 captions=[self.caption(row) for row in rows] if self.use_captions else None,

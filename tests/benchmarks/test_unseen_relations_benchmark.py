@@ -184,6 +184,27 @@ def test_a_classification_recipe_is_refused_it_cannot_score_an_unseen_relation(t
         ur.main(["--name", "x", "--", "--dataset_name_or_path", str(dataset), "--head", "classification"])
 
 
+def test_own_score_auc_is_one_when_the_score_separates_the_relation_and_a_half_when_it_cannot():
+    references = [1, 1, 0, 0]
+    assert ur.own_score_auc([[0, 0.9], [0, 0.8], [0, 0.1], [0, 0.2]], references, 1) == 1.0
+    assert ur.own_score_auc([[0, 0.1], [0, 0.2], [0, 0.9], [0, 0.8]], references, 1) == 0.0
+    assert ur.own_score_auc([[0, 0.5]] * 4, references, 1) == 0.5  # ties count half
+
+
+def test_the_calibration_ceiling_finds_the_offset_that_lifts_a_new_relation_scored_below_the_trained_ones():
+    # labels: 0 None, 1 seen, 2 unseen. The unseen relation's examples score it highest among the new ones but 0.1
+    # (cosine) below the seen one, so it is never predicted; an offset of 0.1-0.2 predicts it exactly.
+    label_names = ["None", "/per/per/seen", "/per/per/new"]
+    scores = [[0.3, 0.5, 0.4], [0.3, 0.5, 0.4], [0.2, 0.6, 0.1], [0.6, 0.3, 0.2]]
+    references = [2, 2, 1, 0]
+    plain = ur.fold_metrics(scores, references, label_names, ["/per/per/new"])
+    assert plain["unseen"]["f1"] == 0.0
+    ceiling = ur.calibration_ceiling(scores, references, label_names, ["/per/per/new"], logit_scale=1.0)
+    assert ceiling["global"]["unseen_f1"] == ceiling["per_relation"]["unseen_f1"] == 100.0
+    assert 0.1 < ceiling["global"]["offset"] <= 0.2 and ceiling["global"]["seen_f1"] == 100.0
+    assert ceiling["own_score_auc"] == {"/per/per/new": 1.0}
+
+
 def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_by_description(tmp_path):
     recipe = tiny_recipe(tmp_path)
     # run from the user's folder with a relative --runs_dir: the fold data the script writes and the training that
@@ -222,6 +243,11 @@ def test_a_whole_run_trains_each_fold_without_its_relations_and_retrieves_them_b
     assert (tmp_path / "results" / "unseen_relations_tiny_offsets.png").stat().st_size > 0
     assert "offset_chosen_on_other_folds" not in record["summary"]["shots0/description"]  # one fold: none to choose on
     assert set(row["wordings"]["description"]["rules"]) == set(ur.CALIBRATION_RULES)
+    ceiling = row["wordings"]["description"]["calibration_ceiling"]
+    assert ceiling["global"]["unseen_f1"] >= row["wordings"]["description"]["unseen"]["f1"]  # tuned on the fold
+    assert set(ceiling["own_score_auc"]) == set(held_out)
+    ceiling_summary = record["summary"]["shots0/description"]["calibration_ceiling"]
+    assert set(ceiling_summary) == {"global", "per_relation", "own_score_auc"}
     assert row["reference_pairs"] == min(ur.REFERENCE_PAIRS, row["data"]["train_examples"])
     assert set(record["summary"]["shots0/description"]["rules"]["aligned_new"]) == set(ur.RULE_SUMMARY)
 

@@ -22,6 +22,8 @@ ROUTES = {
     "branch": re.compile(REPO + r"/branch/(?P<rev>[^/?]+)"),
     "tree": re.compile(REPO + r"/tree/(?P<rev>[^/?]+)"),
 }
+# a file download (`hf_hub_download`, `ModelCard.load`): answered "no such file" (`X-Error-Code: EntryNotFound`)
+RESOLVE = re.compile(r"/(?:(?P<type>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)")
 
 
 @dataclass
@@ -72,6 +74,12 @@ class HubStub:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 stub.requests.append(Request(self.command, self.path, self.headers.get("Authorization"), body))
+                if RESOLVE.fullmatch(self.path.split("?")[0]):
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 try:
                     status, payload = stub.answer(self.command, self.path.split("?")[0], body)
                 except Exception as err:  # a stub bug must show up as a failed request, not a hang

@@ -228,6 +228,10 @@ def test_mention_masking_hides_names_but_keeps_markers_and_types(processor):
 
     plain = ROCDataCollator(processor)([_engagement_row()])
     assert "[MASK]" not in _tokens(processor, plain) and "rafael" in _tokens(processor, plain)
+    written = ROCDataCollator(processor)(
+        [{**_engagement_row(), "tokens": "[MASK] Nadal gets engaged to Mery Perello".split()}]
+    )
+    assert "[MASK]" not in _tokens(processor, written)  # a mask token in the post itself stays text
 
 
 def test_mention_masking_is_fixed_by_seed_epoch_and_row(processor):
@@ -237,11 +241,11 @@ def test_mention_masking_is_fixed_by_seed_epoch_and_row(processor):
 
     def masks(seed=0, epoch=0):
         collator = ROCDataCollator(processor, mention_mask_prob=0.3, seed=seed, epoch=epoch)
-        return [tuple(word == "[MASK]" for word in collator.mask_mentions(row)) for row in rows]
+        return [tuple(bool(entity.get("masked")) for entity in collator.mask_mentions(row)) for row in rows]
 
     first = masks()
     assert first == masks()  # a new collator (a resumed run, another process) draws the same masks
-    masked_entities = sum(mask[0] + mask[5] for mask in first)
+    masked_entities = sum(mask[0] + mask[1] for mask in first)
     assert 0.2 < masked_entities / (2 * len(rows)) < 0.4
     assert first != masks(epoch=1) and first != masks(seed=1)  # each epoch and seed draws anew
 
@@ -265,6 +269,28 @@ def test_user_text_and_types_can_never_create_a_marker(processor, literal):
     _assert_all_markers_once(tokens)
     assert tokens[encoding["subject_index"][0]] == "<subj>" and tokens[encoding["subject_index"][0] + 1] == "bob"
     assert tokens[encoding["object_index"][0]] == "<obj>" and tokens[encoding["object_index"][0] + 1] == "google"
+
+
+@pytest.mark.parametrize("literal", ["[SEP]", "[PAD]", "[MASK]", "[CLS]", "x[SEP]y"])
+def test_special_tokens_written_in_a_post_or_caption_stay_ordinary_text(tokenizer, literal):
+    """A post saying `[SEP]` must not end the text segment early (nor `[PAD]` / `[MASK]` become those tokens): it is
+    read as the ordinary tokens `[`, `sep`, `]`, the same ids as the spaced spelling."""
+    processor = ROCProcessor(tokenizer=tokenizer)
+    words = f"Bob {literal} works at Google".split()
+    encoding = processor(words, span(0, 1, "PERSON"), span(4, 5, "ORG"), captions=f"a {literal} logo")
+    ids = encoding["input_ids"][0][encoding["attention_mask"][0].bool()].tolist()
+    specials = {tokenizer.pad_token_id, tokenizer.mask_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id}
+    assert [i for i in ids if i in specials] == [
+        tokenizer.cls_token_id,
+        tokenizer.sep_token_id,
+        tokenizer.sep_token_id,
+    ]
+    spaced = literal.replace("[", "[ ").replace("]", " ]")
+    words_spaced = ["Bob", spaced, "works", "at", "Google"]  # one word still: the spans stay where they were
+    expected = processor(words_spaced, span(0, 1, "PERSON"), span(4, 5, "ORG"), captions=f"a {spaced} logo")
+    assert encoding["input_ids"].tolist() == expected["input_ids"].tolist()
+    tokens = processor.caption_token_inputs([f"a {literal} logo"])["caption_input_ids"][0].tolist()
+    assert [i for i in tokens if i in specials] == [tokenizer.cls_token_id, tokenizer.sep_token_id]
 
 
 @pytest.mark.parametrize("bad", [1.7, True, "1", None])
