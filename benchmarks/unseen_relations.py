@@ -31,6 +31,9 @@ Score offsets (`offset_sweep`, per fold and wording, and a plot `..._offsets.png
 added to the held-out relations' cosine, what `set_relation_bank(bank, score_offsets=...)` does when a user adds
 relations; with several folds, `offset_chosen_on_other_folds` reports each fold at the offset that was best on the
 other folds (by all-label micro-F1, or by unseen F1), an offset chosen without the relations it is applied to.
+`calibration_ceiling` (per fold and wording) is the opposite, an upper bound: offsets tuned on the scored fold itself,
+one for all held-out relations and one per relation, and each held-out relation's `own_score_auc`; when it stays
+below a target, no calibration reaches it and the training has to change.
 Comparators on the same folds: the model trained on every relation (`--ceiling_run`, or trained here: the ceiling)
 and a classification head or learned label vectors, which have one output per training label and so score 0 on an
 unseen relation by construction (their floor; `set_relation_bank` refuses new labels for them).
@@ -339,6 +342,68 @@ def offset_sweep(
     return rows
 
 
+def own_score_auc(scores: list[list[float]], references: list[int], relation: int) -> float:
+    """How well a relation's own score tells its examples from all others (ROC AUC, 0.5 = chance, 1 = perfect).
+
+    No decision rule that shifts or rescales one relation's score can separate its examples better than this, so it
+    bounds every calibration of that relation. Ties count half (the Mann-Whitney form)."""
+    mine = [row[relation] for row, gold in zip(scores, references) if gold == relation]
+    others = [row[relation] for row, gold in zip(scores, references) if gold != relation]
+    if not mine or not others:
+        return float("nan")
+    ranked = sorted([(v, 1) for v in mine] + [(v, 0) for v in others])
+    rank_sum, i = 0.0, 0
+    while i < len(ranked):  # average ranks over ties
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        rank_sum += sum(1 for _, is_mine in ranked[i:j] if is_mine) * (i + j + 1) / 2
+        i = j
+    return round((rank_sum - len(mine) * (len(mine) + 1) / 2) / (len(mine) * len(others)), 4)
+
+
+def calibration_ceiling(
+    scores: list[list[float]],
+    references: list[int],
+    label_names: list[str],
+    held_out: list[str],
+    logit_scale: float,
+    offsets: tuple[float, ...] = OFFSETS,
+    sweeps: int = 2,
+) -> dict:
+    """An upper bound, not a result: the best the held-out relations can do when their score offsets are tuned on the
+    very examples they are scored on (which no user can do).
+
+    `global`: one offset for all held-out relations, the one with the best unseen F1 on this fold. `per_relation`:
+    an offset per held-out relation, found by coordinate ascent on unseen F1 from the global one (`sweeps` passes over
+    the relations). If even these stay below a target, no calibration of the new relations' scores can reach it with
+    this model: the pair representations themselves must change. `own_score_auc` says how separable each held-out
+    relation's examples are by its score alone.
+    """
+    unseen = [label_names.index(label) for label in held_out]
+
+    def shifted(offset_of: dict[int, float]) -> dict:
+        rows = [[v + logit_scale * offset_of.get(j, 0.0) for j, v in enumerate(row)] for row in scores]
+        metrics = fold_metrics(rows, references, label_names, held_out)
+        return {"seen_f1": metrics["seen_f1"], "unseen_f1": metrics["unseen"]["f1"]}
+
+    sweep = {offset: shifted(dict.fromkeys(unseen, offset)) for offset in offsets}
+    best_global = max(offsets, key=lambda o: (sweep[o]["unseen_f1"], -o))
+    per_relation = dict.fromkeys(unseen, best_global)
+    for _ in range(sweeps):
+        for j in unseen:
+            trials = {o: shifted({**per_relation, j: o})["unseen_f1"] for o in offsets}
+            per_relation[j] = max(offsets, key=lambda o: (trials[o], -abs(o - best_global)))
+    return {
+        "global": {"offset": best_global, **sweep[best_global]},
+        "per_relation": {
+            "offsets": {label_names[j]: per_relation[j] for j in unseen},
+            **shifted(per_relation),
+        },
+        "own_score_auc": {label_names[j]: own_score_auc(scores, references, j) for j in unseen},
+    }
+
+
 def cross_fold_offsets(folds: list[dict], wording: str, criterion: str) -> dict | None:
     """An offset a user could have chosen without the relations they add: for each fold, the offset whose
     `criterion` is best on average over the *other* folds (other held-out relations, same shots and wording), and
@@ -497,6 +562,17 @@ def summarize(folds: list[dict]) -> dict:
                     }
                     for rule in CALIBRATION_RULES
                 }
+            if all("calibration_ceiling" in r["wordings"][wording] for r in rows):
+                ceilings_of = [r["wordings"][wording]["calibration_ceiling"] for r in rows]
+                summary[key]["calibration_ceiling"] = {
+                    kind: {
+                        metric: spread([c[kind][metric] for c in ceilings_of]) for metric in ("seen_f1", "unseen_f1")
+                    }
+                    for kind in ("global", "per_relation")
+                }
+                summary[key]["calibration_ceiling"]["own_score_auc"] = spread(
+                    [auc for c in ceilings_of for auc in c["own_score_auc"].values()]
+                )
             calibrated = {c: cross_fold_offsets(rows, wording, c) for c in CALIBRATION_CRITERIA}
             if all(calibrated.values()):
                 summary[key]["offset_chosen_on_other_folds"] = calibrated
@@ -667,6 +743,7 @@ def main(argv: list[str] | None = None) -> dict:
                     w: {
                         **fold_metrics(p, references, label_names, held_out),
                         "offset_sweep": offset_sweep(p, references, label_names, held_out, logit_scale),
+                        "calibration_ceiling": calibration_ceiling(p, references, label_names, held_out, logit_scale),
                         "rules": {
                             rule: fold_metrics(
                                 calibrated_scores(p, reference_scores[w], label_names, held_out, rule),
