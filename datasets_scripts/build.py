@@ -16,6 +16,8 @@ import time
 import warnings
 from pathlib import Path
 
+from roc_mre.full_disk import exits_cleanly_on_full_disk
+
 from .captions import CAPTIONERS
 
 
@@ -218,6 +220,7 @@ def run(args: argparse.Namespace, tagger=None) -> dict:
     return report
 
 
+@exits_cleanly_on_full_disk("run the same command again.")
 def main(argv: list[str] | None = None, tagger=None) -> dict:
     """CLI entry point; errors become a one-line `error: ...` exit. `tagger` overrides `--ner` (tests)."""
     from .redaction import redact_secrets

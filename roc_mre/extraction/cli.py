@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datasets_scripts.locking import OutputLock
+from roc_mre.full_disk import exits_cleanly_on_full_disk
 
 from ..model_reference import check_model_reference, load_failure
 from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER
@@ -544,6 +545,7 @@ def _merge_counts(shard: Shard, counts: dict) -> dict:
     return total
 
 
+@exits_cleanly_on_full_disk("run the same command again: lines that already have a record are skipped.")
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)

@@ -16,6 +16,7 @@ import json
 import re
 
 from datasets_scripts.redaction import redact_secrets
+from roc_mre.full_disk import exits_cleanly_on_full_disk
 from roc_mre.hub import DEFAULT_LICENSE
 
 
@@ -95,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@exits_cleanly_on_full_disk("run the same command again.")
 def main(argv: list[str] | None = None) -> dict:
     """Parse the flags, then stage, verify and upload (`roc_mre.hub.push.push`); returns the JSON summary."""
     args = parse_args(argv)

@@ -4,7 +4,9 @@ Encoding happens in the collator, per batch, so no tokenized copy of the dataset
 settings (type prompts on/off, max length) needs no re-preprocessing.
 """
 
+import io
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,26 @@ class ROCDataCollator:
             for entity in (row["subject"], row["object"])
         )
 
+    def image(self, row: dict[str, Any]) -> Any:
+        """The row's image as the processor takes it. The training loop reads the `image` column undecoded
+        (`datasets.Image(decode=False)`: `{"bytes", "path"}`), so a corrupt image is named here by its file or
+        `image_id`, where the datasets library would name only an in-memory buffer."""
+        image = row.get("image")
+        if not isinstance(image, dict):
+            return image  # None, a PIL image, a path...
+        if image.get("bytes") is None and not image.get("path"):
+            return None
+        name = image.get("path") or row.get("image_id") or "(embedded, no name)"
+        from PIL import Image
+
+        try:
+            decoded = Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") is not None else image["path"])
+            decoded.load()
+        except Exception as err:  # UnidentifiedImageError, truncated data, a decompression bomb...
+            reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the image", str(err))
+            raise ValueError(f"image {name} cannot be decoded: {type(err).__name__}: {reason}") from err
+        return decoded
+
     def caption(self, row: dict[str, Any]) -> str | None:
         """The row's caption, or None when it has none or `caption_dropout` drops it (seeded per row and epoch)."""
         if "caption" not in row:
@@ -85,7 +107,7 @@ class ROCDataCollator:
                 [row["tokens"] for row in rows],
                 [subject for subject, _ in entities],
                 [object for _, object in entities],
-                images=[row.get("image") for row in rows] if self.use_images else None,
+                images=[self.image(row) for row in rows] if self.use_images else None,
                 labels=[row[self.label_column] for row in rows] if self.label_column in rows[0] else None,
                 captions=[self.caption(row) for row in rows] if self.use_captions else None,
             )

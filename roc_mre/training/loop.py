@@ -230,6 +230,8 @@ def load_splits(args: argparse.Namespace) -> tuple[datasets.DatasetDict, list[st
             split = split.select(range(min(limit, len(split))))
         if not args.use_images and "image" in split.column_names:
             split = split.remove_columns("image")  # never decode images a text-only model does not read
+        elif isinstance(split.features.get("image"), datasets.Image):
+            split = split.cast_column("image", datasets.Image(decode=False))  # decoded by the collator, named
         capped[name] = with_row_index(split)
     return datasets.DatasetDict(capped), label_names
 

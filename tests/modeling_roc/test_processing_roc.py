@@ -413,3 +413,25 @@ def test_the_collator_keeps_caption_inputs_when_every_caption_is_dropped(tokeniz
     ]  # fmt: skip
     batch = ROCDataCollator(processor, use_captions=True, caption_dropout=1.0)(rows)
     assert batch["caption_mask"].tolist() == [False] * 3, "same inputs every step (DDP needs a fixed structure)"
+
+
+def test_a_corrupt_dataset_image_is_named_by_its_image_id_not_a_memory_buffer(processor):
+    """Training reads the image column undecoded; a corrupt image stops with its image_id and row id."""
+    import io
+
+    from PIL import Image
+
+    from roc_mre.training.data_collator import ROCDataCollator
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (0, 255, 0)).save(buffer, format="PNG")
+    good = {**_engagement_row(0), "id": "row-0", "image": {"bytes": buffer.getvalue(), "path": None}}
+    batch = ROCDataCollator(processor, use_images=True)([good])
+    assert batch["image_mask"].tolist() == [True]
+
+    bad = {**_engagement_row(1), "id": "row-1", "image_id": "post_17.jpg", "image": {"bytes": b"junk", "path": None}}
+    with pytest.raises(ValueError) as err:
+        ROCDataCollator(processor, use_images=True)([good, bad])
+    message = str(err.value)
+    assert "image post_17.jpg cannot be decoded: UnidentifiedImageError" in message and "'row-1'" in message
+    assert "BytesIO" not in message and "0x" not in message
