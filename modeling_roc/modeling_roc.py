@@ -16,6 +16,7 @@ This file is copied next to the weights by `save_pretrained` (remote code): it i
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -944,26 +945,48 @@ class ROCModel(ROCPreTrainedModel):
         return output
 
 
-def quantize_int8(model: ROCModel) -> ROCModel:
+def quantize_int8(model: ROCModel, per_channel: bool = True, keep_float: Sequence[str] = ()) -> ROCModel:
     """A copy of `model` for CPU inference with int8 dynamic quantization of its `nn.Linear` layers.
 
     Weights are stored as int8 and activations quantized per batch at run time (`torch.ao.quantization.
-    quantize_dynamic`): the encoders' attention projections and feed-forward layers, the fusion layers' feed-forward
-    and the pair head; embeddings, norms and the fusion attention's fused projection stay float32. The result is in
-    eval mode and cannot be trained or moved to a GPU. Speed and F1 against float32 are measured in
-    `benchmarks/results/quantization_*.json`.
+    quantize_dynamic`): the encoders' attention projections and feed-forward layers and the pair head; embeddings,
+    norms and the fusion layers stay float32. The result is in
+    eval mode and cannot be trained, saved or moved to a GPU.
+
+    `per_channel` (default) gives every output row of a weight its own scale: MiniLM's feed-forward weights have rows
+    of very different ranges, and one scale per matrix (`per_channel=False`) costs several times more F1 on MNRE.
+    `keep_float` names linear layers to leave in float32 (`fnmatch` patterns over module names, e.g.
+    `"text_model.encoder.layer.0.*"`): the few whose quantization flips the most predictions. Speed and F1 against
+    float32 are measured in `benchmarks/results/quantization_*.json`.
     """
+    import fnmatch
     import warnings
 
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
     if model.device.type != "cpu":
         raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}.")
+    if isinstance(keep_float, str):
+        raise TypeError("`keep_float` must be a sequence of module-name patterns, not one string.")
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    # The fusion layers (`nn.TransformerEncoderLayer`) stay float32: their fast inference path reads `linear1.weight`
+    # as a tensor, which a quantized linear does not have, and they are under 5% of the time (docs/speed.md).
+    fusion = {
+        f"{name}.{child}" for name, module in model.named_modules() if isinstance(module, nn.TransformerEncoderLayer)
+        for child, _ in module.named_modules()
+    }  # fmt: skip
+    spec = {
+        name: qconfig
+        for name, module in model.named_modules()
+        if type(module) is nn.Linear  # exact: the attention's output projection subclasses it for the fused kernel
+        and name not in fusion
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in keep_float)
+    }
     with warnings.catch_warnings():
         # torch marks the eager-mode API deprecated in favour of torchao, which is not a dependency here
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
-        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
+        quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
     return quantized.eval()
 
 

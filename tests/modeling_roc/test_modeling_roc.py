@@ -585,3 +585,38 @@ def test_an_int8_copy_refuses_to_be_saved_and_writes_nothing(make_model, tmp_pat
     with pytest.raises(ValueError, match="int8 copy made by `quantize_int8`.*call `quantize_int8` after loading"):
         quantized.save_pretrained(tmp_path / "int8")
     assert not (tmp_path / "int8").exists()
+
+
+def test_int8_per_channel_keeps_the_named_layers_float_and_scores_like_float32(make_model, batch):
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    from modeling_roc import quantize_int8
+
+    model = make_model(vision_model_name=None).eval()
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "pixel_values", "image_mask")}
+    kept = "text_model.encoder.layer.0.*"
+    int8 = quantize_int8(model, keep_float=[kept])
+    modules = dict(int8.named_modules())
+    assert type(modules["text_model.encoder.layer.0.intermediate.dense"]) is torch.nn.Linear  # kept float32
+    quantized = modules["text_model.encoder.layer.1.intermediate.dense"]
+    assert isinstance(quantized, DynamicQuantizedLinear)
+    assert quantized.weight().qscheme() == torch.per_channel_affine  # one scale per output row
+    assert quantize_int8(model, per_channel=False).text_model.encoder.layer[
+        1
+    ].intermediate.dense.weight().qscheme() == (torch.per_tensor_affine)
+    with torch.no_grad():
+        reference = model(**inputs).logits
+        scores = int8(**inputs).logits
+    assert torch.allclose(scores, reference, atol=0.05 * float(model.get_logit_scale()))  # within 0.05 cosine
+    assert (scores.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.75  # 3 of the 4 fixture examples at least
+    assert all(type(m) is not DynamicQuantizedLinear for m in model.modules()), "the float32 model is untouched"
+
+
+def test_int8_refuses_a_model_off_the_cpu_and_a_bare_string_of_layers(make_model):
+    from modeling_roc import quantize_int8
+
+    model = make_model(vision_model_name=None)
+    with pytest.raises(TypeError, match="sequence of module-name patterns"):
+        quantize_int8(model, keep_float="text_model.encoder.layer.0.*")
+    with pytest.raises(ValueError, match="runs on CPU only; the model is on meta"):
+        quantize_int8(model.to("meta"))

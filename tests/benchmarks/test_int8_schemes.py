@@ -1,0 +1,41 @@
+"""benchmarks/int8_schemes.py on a tiny random model and the tiny dataset: the schemes it reports are the ones it
+built, the layers it keeps in float32 are the most sensitive it measured, and the record is complete."""
+
+import json
+import sys
+
+from helpers.tiny_models import REPO_ROOT
+from helpers.train_fixtures import write_tiny_dataset
+
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import int8_schemes  # noqa: E402
+
+
+def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_layers(make_model, tokenizer, tmp_path):
+    model = make_model(vision_model_name=None)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    write_tiny_dataset(tmp_path / "data")
+    record = int8_schemes.main(
+        ["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--name", "tiny",
+         "--calibration_examples", "16", "--keep_most_sensitive", "1", "3", "--batch_size", "8",
+         "--num_batches", "2", "--repeats", "2", "--output_dir", str(tmp_path / "results")]
+    )  # fmt: skip
+    written = json.loads((tmp_path / "results" / "int8_schemes_tiny.json").read_text())
+    assert written["schemes"] == record["schemes"] and written["sensitivity"] == record["sensitivity"]
+    assert str(tmp_path) not in json.dumps(written)  # no local path in a results file
+    schemes = record["schemes"]
+    assert list(schemes) == ["float32", "per_tensor", "per_channel", "per_channel_keep1", "per_channel_keep3"]
+    ranked = [row["layer"] for row in record["sensitivity"]]
+    assert len(ranked) == len(set(ranked)) > 3 and all(not name.startswith("fusion.") for name in ranked)
+    assert schemes["per_channel_keep3"]["keep_float"] == ranked[:3]
+    assert schemes["per_tensor"]["per_channel"] is False and schemes["per_tensor"]["keep_float"] == []
+    flips = [row["flips"] for row in record["sensitivity"]]
+    assert flips == sorted(flips, reverse=True)
+    for name, row in schemes.items():
+        assert 0 <= row["f1"] <= 100 and row["examples_per_s"] > 0
+        if name != "float32":
+            assert row["f1_drop_points"] == round(schemes["float32"]["f1"] - row["f1"], 2)
+            assert 0 <= row["agreement_with_float32"] <= 100 and row["speedup_vs_float32"] > 0
+    assert record["eval_examples"] == 21 and record["calibration"] == {"split": "train", "examples": 16}
