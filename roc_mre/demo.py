@@ -244,8 +244,15 @@ def triples_graph(analysis: Analysis, size: int = 360) -> str:
     return "".join(parts)
 
 
-def pair_name(pair: dict) -> str:
-    return f"{pair['subject']['text']} → {pair['object']['text']}"
+def pair_name(pair: dict, pairs: list[dict] = ()) -> str:
+    """`subject → object` as the pair list shows it; when another of `pairs` has the same two texts (a name written
+    twice in the post), the word offsets are added so that each choice names one pair."""
+    name = f"{pair['subject']['text']} → {pair['object']['text']}"
+    twins = [p for p in pairs if f"{p['subject']['text']} → {p['object']['text']}" == name]
+    if len(twins) > 1:
+        s, o = pair["subject"], pair["object"]
+        name += f" (words {s['start']}-{s['end']} → {o['start']}-{o['end']})"
+    return name
 
 
 def pair_ranking(analysis: Analysis | None, choice: str | None, k: int = TOP_K) -> dict[str, float]:
@@ -253,7 +260,7 @@ def pair_ranking(analysis: Analysis | None, choice: str | None, k: int = TOP_K) 
     if analysis is None:
         return {}
     for pair in analysis.pairs:
-        if pair_name(pair) == choice:
+        if pair_name(pair, analysis.pairs) == choice:
             return dict(pair["ranking"][:k])
     return {}
 
@@ -335,10 +342,10 @@ def build_demo(backend: DemoBackend, examples: list[str]):
                 result = backend.analyse(text, picture, added, replace)
             except ValueError as err:
                 return None, None, "", "", f"**Error:** {err}", gr.update(choices=[], value=None), {}
-            choices = [pair_name(p) for p in result.pairs]
-            first = pair_name(result.pairs[0]) if result.pairs else None
+            choices = [pair_name(p, result.pairs) for p in result.pairs]
+            first = choices[0] if choices else None
             if result.triples:
-                first = pair_name(result.triples[0])  # a triple names its pair as a pair does
+                first = pair_name(result.triples[0], result.pairs)  # a triple names its pair as a pair does
             return (
                 result,
                 highlighted(result),

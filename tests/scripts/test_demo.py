@@ -112,6 +112,23 @@ def test_the_graph_draws_each_triple_once_with_escaped_names(backend):
     assert svg.count("<line") == 1 and svg.count("<circle") == 2 and "&lt;b&gt;A&lt;/b&gt;" in svg
 
 
+def test_a_name_written_twice_gives_each_pair_its_own_choice():
+    from roc_mre.demo import Analysis, pair_name, pair_ranking
+
+    def mention(text, start):
+        return {"text": text, "start": start, "end": start + 1}
+
+    pairs = [
+        {"subject": mention("Obama", 0), "object": mention("Kenya", 3), "ranking": [("/per/loc/born", 0.9)]},
+        {"subject": mention("Obama", 6), "object": mention("Kenya", 3), "ranking": [("None", 0.8)]},
+        {"subject": mention("Obama", 0), "object": mention("Hawaii", 9), "ranking": [("None", 0.7)]},
+    ]
+    names = [pair_name(p, pairs) for p in pairs]
+    assert names == ["Obama → Kenya (words 0-1 → 3-4)", "Obama → Kenya (words 6-7 → 3-4)", "Obama → Hawaii"]
+    analysis = Analysis(text="", pairs=pairs)
+    assert pair_ranking(analysis, names[1]) == {"None": 0.8}  # the second mention's pair, not the first's
+
+
 def test_app_help_answers_without_loading_a_model():
     done = subprocess.run([sys.executable, str(REPO_ROOT / "app.py"), "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--model" in done.stdout
