@@ -8,7 +8,10 @@
    validation numbers below do not select the layers they are reported on.
 2. Schemes, each `quantize_int8(model, per_channel=..., keep_float=...)`: `per_tensor` (one scale per weight matrix,
    the old default), `per_channel` (one scale per output row), `per_channel_keep<K>` (the K most sensitive layers of
-   step 1 left in float32) for each `--keep_most_sensitive K`.
+   step 1 left in float32) for each `--keep_most_sensitive K`; each under every quantized engine of `--engines`
+   (torch's kernels: `x86`/`fbgemm`, or `onednn`, which uses AMX / VNNI int8 instructions where the CPU has them),
+   reported as `<scheme>/<engine>`. With `--bfloat16`, also the float32 model under `torch.autocast("cpu",
+   torch.bfloat16)` (`bfloat16_autocast`): not int8, the other cheap way to use a recent CPU's matrix units.
 3. For float32 and each scheme: micro-F1 over every label but None (the field's metric) and accuracy on the whole
    `--split`, agreement with float32, and examples/s on the same `--num_batches` x `--batch_size` examples, timed
    `--repeats` times interleaved so that machine noise hits every side alike (the median counts), with the load
@@ -49,6 +52,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration_examples", type=positive_int, default=512)
     parser.add_argument(
         "--keep_most_sensitive", type=int, nargs="*", default=[2, 4], help="K values of per_channel_keep<K>."
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=[torch.backends.quantized.engine],
+        choices=torch.backends.quantized.supported_engines,
+        help="torch.backends.quantized engines to measure each scheme under (default: the current one).",
+    )
+    parser.add_argument(
+        "--bfloat16", action="store_true", help="Also measure float32 weights run under bfloat16 CPU autocast."
     )
     parser.add_argument("--batch_size", type=positive_int, default=32)
     parser.add_argument("--num_batches", type=positive_int, default=8, help="Batches of the speed measurement.")
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {args.model} predicts {model.config.relation_labels}, the dataset has {labels}")
     none_id = labels.index("None")
 
+    torch.backends.quantized.engine = args.engines[0]  # the sensitivity is measured under the first engine
     calibration = splits[args.calibration_split].shuffle(seed=0)
     calibration = calibration.select(range(min(args.calibration_examples, len(calibration))))
     sensitivity = layer_sensitivity(model, batches_of(calibration, processor, args.batch_size))
@@ -132,32 +146,44 @@ def main(argv: list[str] | None = None) -> dict:
     for k in args.keep_most_sensitive:
         schemes[f"per_channel_keep{k}"] = (True, [row["layer"] for row in sensitivity[:k]])
     models = {"float32": model}
-    models.update(
-        {name: quantize_int8(model, per_channel=pc, keep_float=keep) for name, (pc, keep) in schemes.items()}
-    )
+    for engine in args.engines:
+        torch.backends.quantized.engine = engine  # weights are packed for the engine current when quantizing
+        for name, (per_channel, keep) in schemes.items():
+            models[f"{name}/{engine}"] = quantize_int8(model, per_channel=per_channel, keep_float=keep)
+    engine_of = {name: name.rsplit("/", 1)[1] for name in models if name != "float32"}
+
+    if args.bfloat16:
+        models["bfloat16_autocast"] = model
+
+    def run(name: str, batches: list[dict]) -> torch.Tensor:
+        if name in engine_of:
+            torch.backends.quantized.engine = engine_of[name]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bfloat16_autocast"):
+            return logits_of(models[name], batches)
 
     evaluation = splits[args.split]
     if args.max_eval_samples:
         evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
     batches = batches_of(evaluation, processor, args.batch_size)
     references = torch.cat([b["labels"] for b in batches]).tolist()
-    predictions = {name: logits_of(m, batches).argmax(-1).tolist() for name, m in models.items()}
+    predictions = {name: run(name, batches).argmax(-1).tolist() for name in models}
 
     timed = batches[: args.num_batches]
     timed_examples = sum(len(b["labels"]) for b in timed)
-    for m in models.values():
-        logits_of(m, timed)  # warm-up
+    for name in models:
+        run(name, timed)  # warm-up
     seconds = {name: [] for name in models}
     for _ in range(args.repeats):
-        for name, m in models.items():
+        for name in models:
             begin = time.perf_counter()
-            logits_of(m, timed)
+            run(name, timed)
             seconds[name].append(time.perf_counter() - begin)
     speed = {name: timed_examples / statistics.median(times) for name, times in seconds.items()}
 
     float_scores = scores(predictions["float32"], references, none_id)
     results = {"float32": {**float_scores, "examples_per_s": round(speed["float32"], 1)}}
-    for name, (per_channel, keep) in schemes.items():
+    for name in [*engine_of, *(["bfloat16_autocast"] if args.bfloat16 else [])]:
+        per_channel, keep = schemes.get(name.rsplit("/", 1)[0], (None, []))
         own = scores(predictions[name], references, none_id)
         agree = sum(a == b for a, b in zip(predictions[name], predictions["float32"])) / len(references)
         results[name] = {
@@ -168,6 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
             "speedup_vs_float32": round(speed[name] / speed["float32"], 3),
             "per_channel": per_channel,
             "keep_float": keep,
+            "engine": engine_of.get(name),
         }
     record = {
         "benchmark": f"int8_schemes_{args.name}",
@@ -187,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speed_examples": timed_examples,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
-        "calibration": {"split": args.calibration_split, "examples": len(calibration)},
+        "calibration": {"split": args.calibration_split, "examples": len(calibration), "engine": args.engines[0]},
         "target": "int8 within 0.3 micro-F1 of float32 at >= 2.5x its speed",
         "schemes": results,
         "sensitivity": sensitivity,

@@ -20,17 +20,22 @@ def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_l
     record = int8_schemes.main(
         ["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--name", "tiny",
          "--calibration_examples", "16", "--keep_most_sensitive", "1", "3", "--batch_size", "8",
-         "--num_batches", "2", "--repeats", "2", "--output_dir", str(tmp_path / "results")]
+         "--num_batches", "2", "--repeats", "2", "--engines", "x86", "onednn", "--bfloat16",
+         "--output_dir", str(tmp_path / "results")]
     )  # fmt: skip
     written = json.loads((tmp_path / "results" / "int8_schemes_tiny.json").read_text())
     assert written["schemes"] == record["schemes"] and written["sensitivity"] == record["sensitivity"]
     assert str(tmp_path) not in json.dumps(written)  # no local path in a results file
     schemes = record["schemes"]
-    assert list(schemes) == ["float32", "per_tensor", "per_channel", "per_channel_keep1", "per_channel_keep3"]
+    names = ["per_tensor", "per_channel", "per_channel_keep1", "per_channel_keep3"]
+    quantized = [f"{n}/{engine}" for engine in ("x86", "onednn") for n in names]
+    assert list(schemes) == ["float32", *quantized, "bfloat16_autocast"]
+    assert schemes["bfloat16_autocast"]["engine"] is None and schemes["bfloat16_autocast"]["keep_float"] == []
+    assert {schemes[f"per_tensor/{engine}"]["engine"] for engine in ("x86", "onednn")} == {"x86", "onednn"}
     ranked = [row["layer"] for row in record["sensitivity"]]
     assert len(ranked) == len(set(ranked)) > 3 and all(not name.startswith("fusion.") for name in ranked)
-    assert schemes["per_channel_keep3"]["keep_float"] == ranked[:3]
-    assert schemes["per_tensor"]["per_channel"] is False and schemes["per_tensor"]["keep_float"] == []
+    assert schemes["per_channel_keep3/onednn"]["keep_float"] == ranked[:3]
+    assert schemes["per_tensor/x86"]["per_channel"] is False and schemes["per_tensor/x86"]["keep_float"] == []
     flips = [row["flips"] for row in record["sensitivity"]]
     assert flips == sorted(flips, reverse=True)
     for name, row in schemes.items():
@@ -38,4 +43,5 @@ def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_l
         if name != "float32":
             assert row["f1_drop_points"] == round(schemes["float32"]["f1"] - row["f1"], 2)
             assert 0 <= row["agreement_with_float32"] <= 100 and row["speedup_vs_float32"] > 0
-    assert record["eval_examples"] == 21 and record["calibration"] == {"split": "train", "examples": 16}
+    assert record["eval_examples"] == 21
+    assert record["calibration"] == {"split": "train", "examples": 16, "engine": "x86"}
