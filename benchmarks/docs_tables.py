@@ -240,6 +240,36 @@ def quantization_table() -> str:
     )
 
 
+def int8_schemes_table() -> str:
+    """Every int8 scheme against float32 on the same model and examples (`benchmarks/int8_schemes.py`)."""
+    rows = []
+    for name, run in results("int8_schemes_"):
+        base = run["schemes"]["float32"]
+        for scheme, row in run["schemes"].items():
+            if scheme == "float32":
+                continue
+            rows.append(
+                [
+                    f"`{name}`",
+                    f"`{scheme}`",
+                    str(len(row["keep_float"])),
+                    number(base["f1"]),
+                    number(row["f1"]),
+                    signed(-row["f1_drop_points"]),
+                    number(row["agreement_with_float32"], 1),
+                    number(base["examples_per_s"], 1),
+                    number(row["examples_per_s"], 1),
+                    number(row["speedup_vs_float32"], 2) + "x",
+                ]
+            )
+    return table(
+        ["results file", "scheme", "layers kept float32", "float32 F1", "F1", "Δ F1", "agreement %",
+         "float32 ex/s", "ex/s", "speed-up"],
+        rows,
+        "llrrrrrrrr",
+    )  # fmt: skip
+
+
 def extraction_table() -> str:
     """Triple extraction over MNRE validation posts against the bare model on the same pairs, per weight type
     (`benchmarks/extraction.py`), with where the time goes."""
@@ -297,6 +327,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "unseen": unseen_table,
     "speed": speed_table,
     "quantization": quantization_table,
+    "int8_schemes": int8_schemes_table,
     "extraction": extraction_table,
     "newcomer": newcomer_table,
 }

@@ -8,7 +8,8 @@
    validation numbers below do not select the layers they are reported on.
 2. Schemes, each `quantize_int8(model, per_channel=..., keep_float=...)`: `per_tensor` (one scale per weight matrix,
    the old default), `per_channel` (one scale per output row), `per_channel_keep<K>` (the K most sensitive layers of
-   step 1 left in float32) for each `--keep_most_sensitive K`; each under every quantized engine of `--engines`
+   step 1 left in float32) for each `--keep_most_sensitive K`, `per_channel_rule` (the layers matching `--keep_float`
+   patterns left in float32: a fixed rule, as a default needs); each under every quantized engine of `--engines`
    (torch's kernels: `x86`/`fbgemm`, or `onednn`, which uses AMX / VNNI int8 instructions where the CPU has them),
    reported as `<scheme>/<engine>`. With `--bfloat16`, also the float32 model under `torch.autocast("cpu",
    torch.bfloat16)` (`bfloat16_autocast`): not int8, the other cheap way to use a recent CPU's matrix units.
@@ -59,6 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[torch.backends.quantized.engine],
         choices=torch.backends.quantized.supported_engines,
         help="torch.backends.quantized engines to measure each scheme under (default: the current one).",
+    )
+    parser.add_argument(
+        "--keep_float",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="Also measure `per_channel_rule`: per-channel with the layers matching these fnmatch patterns in float32 "
+        "(a fixed rule, the same for every model, as a default must be).",
     )
     parser.add_argument(
         "--bfloat16", action="store_true", help="Also measure float32 weights run under bfloat16 CPU autocast."
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
     schemes = {"per_tensor": (False, []), "per_channel": (True, [])}
     for k in args.keep_most_sensitive:
         schemes[f"per_channel_keep{k}"] = (True, [row["layer"] for row in sensitivity[:k]])
+    if args.keep_float:
+        schemes["per_channel_rule"] = (True, list(args.keep_float))
     models = {"float32": model}
     for engine in args.engines:
         torch.backends.quantized.engine = engine  # weights are packed for the engine current when quantizing

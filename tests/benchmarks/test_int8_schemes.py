@@ -21,13 +21,14 @@ def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_l
         ["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--name", "tiny",
          "--calibration_examples", "16", "--keep_most_sensitive", "1", "3", "--batch_size", "8",
          "--num_batches", "2", "--repeats", "2", "--engines", "x86", "onednn", "--bfloat16",
+         "--keep_float", "text_model.encoder.layer.0.*",
          "--output_dir", str(tmp_path / "results")]
     )  # fmt: skip
     written = json.loads((tmp_path / "results" / "int8_schemes_tiny.json").read_text())
     assert written["schemes"] == record["schemes"] and written["sensitivity"] == record["sensitivity"]
     assert str(tmp_path) not in json.dumps(written)  # no local path in a results file
     schemes = record["schemes"]
-    names = ["per_tensor", "per_channel", "per_channel_keep1", "per_channel_keep3"]
+    names = ["per_tensor", "per_channel", "per_channel_keep1", "per_channel_keep3", "per_channel_rule"]
     quantized = [f"{n}/{engine}" for engine in ("x86", "onednn") for n in names]
     assert list(schemes) == ["float32", *quantized, "bfloat16_autocast"]
     assert schemes["bfloat16_autocast"]["engine"] is None and schemes["bfloat16_autocast"]["keep_float"] == []
@@ -35,6 +36,7 @@ def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_l
     ranked = [row["layer"] for row in record["sensitivity"]]
     assert len(ranked) == len(set(ranked)) > 3 and all(not name.startswith("fusion.") for name in ranked)
     assert schemes["per_channel_keep3/onednn"]["keep_float"] == ranked[:3]
+    assert schemes["per_channel_rule/x86"]["keep_float"] == ["text_model.encoder.layer.0.*"]
     assert schemes["per_tensor/x86"]["per_channel"] is False and schemes["per_tensor/x86"]["keep_float"] == []
     flips = [row["flips"] for row in record["sensitivity"]]
     assert flips == sorted(flips, reverse=True)
