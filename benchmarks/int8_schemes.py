@@ -97,12 +97,12 @@ def logits_of(model: ROCModel, batches: list[dict]) -> torch.Tensor:
 
 
 def quantizable_layers(model: ROCModel) -> list[str]:
-    """The linear layers `quantize_int8` quantizes (read back from a quantized copy, so the two never disagree)."""
+    """The linear layers `quantize_int8` can quantize (read back from a copy with none kept in float32, so the two
+    never disagree)."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
-    return [
-        name for name, module in quantize_int8(model).named_modules() if isinstance(module, DynamicQuantizedLinear)
-    ]
+    every = quantize_int8(model, keep_float=())
+    return [name for name, module in every.named_modules() if isinstance(module, DynamicQuantizedLinear)]
 
 
 def layer_sensitivity(model: ROCModel, batches: list[dict]) -> list[dict]:

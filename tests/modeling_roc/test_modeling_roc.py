@@ -601,7 +601,7 @@ def test_int8_per_channel_keeps_the_named_layers_float_and_scores_like_float32(m
     quantized = modules["text_model.encoder.layer.1.intermediate.dense"]
     assert isinstance(quantized, DynamicQuantizedLinear)
     assert quantized.weight().qscheme() == torch.per_channel_affine  # one scale per output row
-    assert quantize_int8(model, per_channel=False).text_model.encoder.layer[
+    assert quantize_int8(model, per_channel=False, keep_float=()).text_model.encoder.layer[
         1
     ].intermediate.dense.weight().qscheme() == (torch.per_tensor_affine)
     with torch.no_grad():
@@ -610,6 +610,13 @@ def test_int8_per_channel_keeps_the_named_layers_float_and_scores_like_float32(m
     assert torch.allclose(scores, reference, atol=0.05 * float(model.get_logit_scale()))  # within 0.05 cosine
     assert (scores.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.75  # 3 of the 4 fixture examples at least
     assert all(type(m) is not DynamicQuantizedLinear for m in model.modules()), "the float32 model is untouched"
+    default = dict(quantize_int8(model).named_modules())  # INT8_KEEP_FLOAT: the first two layers' feed-forward
+    for layer in (0, 1):
+        for part in ("intermediate.dense", "output.dense"):
+            assert type(default[f"text_model.encoder.layer.{layer}.{part}"]) is torch.nn.Linear
+        assert isinstance(default[f"text_model.encoder.layer.{layer}.attention.self.query"], DynamicQuantizedLinear)
+    everything = dict(quantize_int8(model, keep_float=()).named_modules())
+    assert isinstance(everything["text_model.encoder.layer.0.output.dense"], DynamicQuantizedLinear)
 
 
 def test_int8_refuses_a_model_off_the_cpu_and_a_bare_string_of_layers(make_model):
