@@ -20,7 +20,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 PAGES = ("README.md", "docs/*.md")
-BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 # Flags every recipe of a kind shares; a table shows what a run added to them.
 COMMON_FLAGS = {"--config", "--output_dir", "--logging_steps", "--dataset_name_or_path"}
 
