@@ -2,7 +2,8 @@
 
 Importing the package registers the classes with the Auto* factories (for this process) and marks them for
 `save_pretrained` to write an `auto_map` + the code, so saved folders load anywhere with `trust_remote_code=True`.
-This package is exactly what is shipped: configuration, model, processor and pair-level pipeline. Training helpers,
+This package is exactly what is shipped: configuration, model, processor, pair-level pipeline and the model card
+`push_to_hub` writes. Training helpers,
 triple extraction and Hub publishing live in `roc_mre`.
 """
 

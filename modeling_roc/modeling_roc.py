@@ -9,8 +9,8 @@ H_E = σ(W[H_s; H_o] + b). Each relation is embedded from its natural-language d
 trained with InfoNCE. Because relations are text, `set_relation_bank` can add relations after training.
 
 This file is copied next to the weights by `save_pretrained` (remote code): it imports only `transformers`, `timm`
-(for a vision encoder only),
-`torch`, the standard library, and its sibling `configuration_roc`.
+(for a vision encoder only), `torch`, `huggingface_hub` (for `push_to_hub`), the standard library, and its siblings
+`configuration_roc`, `pipeline_roc` and `card_roc`.
 """
 
 import math
