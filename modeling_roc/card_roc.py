@@ -26,7 +26,8 @@ CARD_TAGS = ["roc", "relation-extraction", "multimodal", "retrieval", "custom_co
 DEFAULT_LICENSE = "apache-2.0"
 
 
-def _cell(text: str) -> str:
+def escape_cell(text: str) -> str:
+    """`text` as one markdown table cell (the cards of `push_to_hub` and of `roc-push` both use it)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -50,7 +51,7 @@ def roc_model_card(
             'print(pipe(example, relations={"/per/org/works_for": "The subject is a person who works for the object, '
             'an organization."}))'
         )
-    rows = "\n".join(f"| `{_cell(label)}` | {_cell(bank.get(label, ''))} |" for label in labels)
+    rows = "\n".join(f"| `{escape_cell(label)}` | {escape_cell(bank.get(label, ''))} |" for label in labels)
     body = f"""# {repo_id.split("/")[-1]}
 
 A [ROC](https://arxiv.org/abs/2509.21151) model (Retrieval over Classification) for multimodal relation extraction:

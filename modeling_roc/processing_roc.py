@@ -8,6 +8,7 @@ and the example's image input becomes that region, so the fusion encoder lets th
 This file is copied next to the weights (remote code).
 """
 
+import functools
 import math
 import numbers
 import os
@@ -62,9 +63,15 @@ def plain_text(word: str, special_tokens: Sequence[str] = ()) -> str:
     brackets instead (`< obj >`, `[ SEP ]`), which a WordPiece tokenizer reads as the same ordinary tokens as the
     unbracketed text would give.
     """
-    tokens = sorted({*ENTITY_MARKERS, *(t for t in special_tokens if len(t) >= 3)}, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(token) for token in tokens), re.IGNORECASE)  # re caches compiled patterns
+    pattern = _special_token_pattern(tuple(special_tokens))
     return pattern.sub(lambda found: f"{found.group(0)[0]} {found.group(0)[1:-1]} {found.group(0)[-1]}", word)
+
+
+@functools.lru_cache(maxsize=8)
+def _special_token_pattern(special_tokens: tuple[str, ...]) -> "re.Pattern[str]":
+    """One compiled pattern per tokenizer's special tokens (plus the markers), not one per word."""
+    tokens = sorted({*ENTITY_MARKERS, *(t for t in special_tokens if len(t) >= 3)}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(token) for token in tokens), re.IGNORECASE)
 
 
 def is_visual_object(entity: dict) -> bool:
@@ -224,7 +231,7 @@ class ROCProcessor(ProcessorMixin):
         return ["[", *self._plain(words).split(), "]"]
 
     def _plain(self, text: str) -> str:
-        return plain_text(text, self.tokenizer.all_special_tokens)
+        return plain_text(text, tuple(self.tokenizer.all_special_tokens))
 
     def mark_entities(self, tokens: Sequence[str], subject: dict, object: dict, example: int = 0) -> list[str]:
         """The words of the marked, type-prompted text (markers and prompts as extra words).

@@ -16,7 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from datasets_scripts.mnre import CITATION as MNRE_CITATION
 from datasets_scripts.more import CITATION as MORE_CITATION
-from modeling_roc.card_roc import ROC_CITATION
+from modeling_roc.card_roc import ROC_CITATION, escape_cell
 from modeling_roc.pipeline_roc import TASK
 from roc_mre.hub import DEFAULT_LICENSE
 
@@ -234,10 +234,6 @@ def usage_snippet(repo_id: str, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _escape_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def _fmt(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
@@ -346,7 +342,7 @@ def _training_procedure(eval_results: dict, training_args: dict) -> list[str]:
         lines += ["Run: " + ", ".join(facts) + ".", ""]
     shown = [(k, training_args[k]) for k in KEY_FLAGS if k in training_args and training_args[k] not in (None, False)]
     if shown:
-        lines += ["| flag | value |", "|---|---|", *[f"| `--{k}` | `{_escape_cell(v)}` |" for k, v in shown], ""]
+        lines += ["| flag | value |", "|---|---|", *[f"| `--{k}` | `{escape_cell(v)}` |" for k, v in shown], ""]
     return lines
 
 
@@ -418,7 +414,7 @@ def template_values(
         "usage_snippet": usage_snippet(repo_id, config).rstrip("\n"),
         "relation_bank_file": RELATION_BANK_FILE,
         "relation_rows": "\n".join(
-            f"| {i} | `{_escape_cell(label)}` | {_escape_cell(bank[label])} |" for i, label in enumerate(labels)
+            f"| {i} | `{escape_cell(label)}` | {escape_cell(bank[label])} |" for i, label in enumerate(labels)
         ),
         "entity_markers": ENTITY_MARKERS_TEXT,
         "license_text": LICENSE_TEXT.get(license, f"`{license}`, as chosen by the uploader.")
