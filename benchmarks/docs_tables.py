@@ -241,9 +241,21 @@ def quantization_table() -> str:
 
 
 def int8_schemes_table() -> str:
-    """Every int8 scheme against float32 on the same model and examples (`benchmarks/int8_schemes.py`)."""
+    """Every int8 scheme against float32 on the same model and examples (`benchmarks/int8_schemes.py`): the runs
+    that chose the int8 rule (the `_precision` runs have their own table)."""
+    return schemes_table([(name, run) for name, run in results("int8_schemes_") if not name.endswith("_precision")])
+
+
+def precision_table() -> str:
+    """The CPU precisions `for_inference` offers, against float32 in one run per model (`int8_schemes_*_precision`)."""
+    runs = [(name, run) for name, run in results("int8_schemes_") if name.endswith("_precision")]
+    return schemes_table(runs, rebatched=True)
+
+
+def schemes_table(runs: list[tuple[str, dict]], rebatched: bool = False) -> str:
+    """One row per scheme of each run; with `rebatched`, also how many predictions survive another batch size."""
     rows = []
-    for name, run in results("int8_schemes_"):
+    for name, run in runs:
         base = run["schemes"]["float32"]
         for scheme, row in run["schemes"].items():
             if scheme == "float32":
@@ -260,14 +272,14 @@ def int8_schemes_table() -> str:
                     number(base["examples_per_s"], 1),
                     number(row["examples_per_s"], 1),
                     number(row["speedup_vs_float32"], 2) + "x",
+                    *([number(row["same_prediction_rebatched"], 1)] if rebatched else []),
                 ]
             )
-    return table(
-        ["results file", "scheme", "layers kept float32", "float32 F1", "F1", "Δ F1", "agreement %",
-         "float32 ex/s", "ex/s", "speed-up"],
-        rows,
-        "llrrrrrrrr",
-    )  # fmt: skip
+    header = ["results file", "scheme", "layers kept float32", "float32 F1", "F1", "Δ F1", "agreement %",
+              "float32 ex/s", "ex/s", "speed-up"]  # fmt: skip
+    if rebatched:
+        header.append("same prediction, other batch size %")
+    return table(header, rows, "llrrrrrrrr" + "r" * rebatched)
 
 
 def extraction_table() -> str:
@@ -328,6 +340,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "speed": speed_table,
     "quantization": quantization_table,
     "int8_schemes": int8_schemes_table,
+    "precision": precision_table,
     "extraction": extraction_table,
     "newcomer": newcomer_table,
 }

@@ -176,7 +176,9 @@ def inference_timings(model: ROCModel, processor: ROCProcessor, args: argparse.N
                 runner(**batch)
 
         first, median, peak = _timed(pairs, args.inference_repeats, on_gpu)
-        extractor = TripleExtractor(runner, processor, ner=None, batch_size=args.batch_size, max_entities=None)
+        extractor = TripleExtractor(  # precision="float32": the model as given, already in --inference_dtype
+            runner, processor, ner=None, batch_size=args.batch_size, max_entities=None, precision="float32"
+        )
         failed = [record["error"] for record in extractor.extract(posts[:1]) if "error" in record]
         if failed:
             raise RuntimeError(f"the synthetic post cannot be extracted: {failed[0]}")

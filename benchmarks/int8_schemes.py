@@ -5,18 +5,23 @@
 1. Sensitivity, on `--calibration_examples` training examples (their labels are not used): every linear layer that
    `quantize_int8` would quantize is quantized alone (per-channel), and the training predictions it flips against
    float32 are counted (ties broken by the mean squared change of the logits). Chosen on training data, so the
-   validation numbers below do not select the layers they are reported on.
+   validation numbers below do not select the layers they are reported on. Skipped when `--keep_most_sensitive` is
+   given no K (nothing reads it then).
 2. Schemes, each `quantize_int8(model, per_channel=..., keep_float=...)`: `per_tensor` (one scale per weight matrix,
    the old default), `per_channel` (one scale per output row), `per_channel_keep<K>` (the K most sensitive layers of
    step 1 left in float32) for each `--keep_most_sensitive K`, `per_channel_rule` (the layers matching `--keep_float`
    patterns left in float32: a fixed rule, as a default needs); each under every quantized engine of `--engines`
    (torch's kernels: `x86`/`fbgemm`, or `onednn`, which uses AMX / VNNI int8 instructions where the CPU has them),
-   reported as `<scheme>/<engine>`. With `--bfloat16`, also the float32 model under `torch.autocast("cpu",
-   torch.bfloat16)` (`bfloat16_autocast`): not int8, the other cheap way to use a recent CPU's matrix units.
+   reported as `<scheme>/<engine>`. With `--bfloat16`, also bfloat16, the other cheap way to use a recent CPU's
+   matrix units: the float32 model under `torch.autocast("cpu", torch.bfloat16)` (`bfloat16_autocast`), the encoders
+   and fusion layers in bfloat16 with the pair head and retrieval in float32 (`bfloat16_encoders`:
+   `precision="bfloat16"`, what `"auto"` picks on such a CPU), and the whole model cast to bfloat16
+   (`bfloat16_whole_model`).
 3. For float32 and each scheme: micro-F1 over every label but None (the field's metric) and accuracy on the whole
-   `--split`, agreement with float32, and examples/s on the same `--num_batches` x `--batch_size` examples, timed
-   `--repeats` times interleaved so that machine noise hits every side alike (the median counts), with the load
-   average at start and end.
+   `--split`, agreement with float32, with `--rebatch_size` the share of predictions unchanged when the same examples
+   come in batches of another size (dynamic int8 scales activations per batch, padding included), and examples/s on
+   the same `--num_batches` x `--batch_size` examples, timed `--repeats` times interleaved so that machine noise hits
+   every side alike (the median counts), with the load average at start and end.
 
 Writes `benchmarks/results/int8_schemes_<name>.json`. The target it answers (issue "Fast where users run it"): int8
 within 0.3 micro-F1 of float32 at 2.5x its speed or more.
@@ -39,7 +44,7 @@ from results_io import positive_int, result_name, write_result
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from modeling_roc import ROCModel, ROCProcessor, quantize_int8  # noqa: E402
+from modeling_roc import ROCModel, ROCProcessor, bfloat16_encoders, quantize_int8  # noqa: E402
 from roc_mre.metrics.re_f1.re_f1 import micro_scores  # noqa: E402
 from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
 
@@ -70,9 +75,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a fixed rule, the same for every model, as a default must be).",
     )
     parser.add_argument(
-        "--bfloat16", action="store_true", help="Also measure float32 weights run under bfloat16 CPU autocast."
+        "--bfloat16",
+        action="store_true",
+        help="Also measure bfloat16: autocast, the encoders in bfloat16 (precision='bfloat16'), the whole model.",
     )
     parser.add_argument("--batch_size", type=positive_int, default=32)
+    parser.add_argument(
+        "--rebatch_size",
+        type=int,
+        default=0,
+        help="Also predict the split in batches of this size and report, per scheme, the share of predictions that "
+        "stay the same (`same_prediction_rebatched`): 100 unless a prediction depends on its batch mates (0: skip).",
+    )
     parser.add_argument("--num_batches", type=positive_int, default=8, help="Batches of the speed measurement.")
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--max_eval_samples", type=positive_int, help="Evaluate F1 on the first N examples only.")
@@ -149,7 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.backends.quantized.engine = args.engines[0]  # the sensitivity is measured under the first engine
     calibration = splits[args.calibration_split].shuffle(seed=0)
     calibration = calibration.select(range(min(args.calibration_examples, len(calibration))))
-    sensitivity = layer_sensitivity(model, batches_of(calibration, processor, args.batch_size))
+    sensitivity = []
+    if args.keep_most_sensitive:
+        sensitivity = layer_sensitivity(model, batches_of(calibration, processor, args.batch_size))
 
     schemes = {"per_tensor": (False, []), "per_channel": (True, [])}
     for k in args.keep_most_sensitive:
@@ -163,12 +179,18 @@ def main(argv: list[str] | None = None) -> dict:
             models[f"{name}/{engine}"] = quantize_int8(model, per_channel=per_channel, keep_float=keep)
     engine_of = {name: name.rsplit("/", 1)[1] for name in models if name != "float32"}
 
+    bfloat16_schemes = []
     if args.bfloat16:
         models["bfloat16_autocast"] = model
+        models["bfloat16_encoders"] = bfloat16_encoders(model)
+        models["bfloat16_whole_model"] = bfloat16_encoders(model).to(torch.bfloat16)
+        bfloat16_schemes = ["bfloat16_autocast", "bfloat16_encoders", "bfloat16_whole_model"]
 
     def run(name: str, batches: list[dict]) -> torch.Tensor:
         if name in engine_of:
             torch.backends.quantized.engine = engine_of[name]
+        if name == "bfloat16_whole_model":  # its pixel inputs too (none in a text-only model)
+            batches = [{k: v.bfloat16() if v.is_floating_point() else v for k, v in b.items()} for b in batches]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bfloat16_autocast"):
             return logits_of(models[name], batches)
 
@@ -178,6 +200,17 @@ def main(argv: list[str] | None = None) -> dict:
     batches = batches_of(evaluation, processor, args.batch_size)
     references = torch.cat([b["labels"] for b in batches]).tolist()
     predictions = {name: run(name, batches).argmax(-1).tolist() for name in models}
+    # Does a prediction depend on the other examples of its batch (dynamic int8 scales activations per batch)?
+    rebatched = {}
+    if args.rebatch_size:
+        other_batches = batches_of(evaluation, processor, args.rebatch_size)
+        rebatched = {name: run(name, other_batches).argmax(-1).tolist() for name in models}
+
+    def batch_independence(name: str) -> float | None:
+        if name not in rebatched:
+            return None
+        same = sum(a == b for a, b in zip(predictions[name], rebatched[name]))
+        return round(100 * same / len(references), 2)
 
     timed = batches[: args.num_batches]
     timed_examples = sum(len(b["labels"]) for b in timed)
@@ -192,8 +225,14 @@ def main(argv: list[str] | None = None) -> dict:
     speed = {name: timed_examples / statistics.median(times) for name, times in seconds.items()}
 
     float_scores = scores(predictions["float32"], references, none_id)
-    results = {"float32": {**float_scores, "examples_per_s": round(speed["float32"], 1)}}
-    for name in [*engine_of, *(["bfloat16_autocast"] if args.bfloat16 else [])]:
+    results = {
+        "float32": {
+            **float_scores,
+            "examples_per_s": round(speed["float32"], 1),
+            "same_prediction_rebatched": batch_independence("float32"),
+        }
+    }
+    for name in [*engine_of, *bfloat16_schemes]:
         per_channel, keep = schemes.get(name.rsplit("/", 1)[0], (None, []))
         own = scores(predictions[name], references, none_id)
         agree = sum(a == b for a, b in zip(predictions[name], predictions["float32"])) / len(references)
@@ -201,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
             **own,
             "f1_drop_points": round(float_scores["f1"] - own["f1"], 2),
             "agreement_with_float32": round(100 * agree, 2),
+            "same_prediction_rebatched": batch_independence(name),
             "examples_per_s": round(speed[name], 1),
             "speedup_vs_float32": round(speed[name] / speed["float32"], 3),
             "per_channel": per_channel,
@@ -224,9 +264,14 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_examples": len(references),
         "speed_examples": timed_examples,
         "batch_size": args.batch_size,
+        "rebatch_size": args.rebatch_size or None,
         "repeats": args.repeats,
-        "calibration": {"split": args.calibration_split, "examples": len(calibration), "engine": args.engines[0]},
-        "target": "int8 within 0.3 micro-F1 of float32 at >= 2.5x its speed",
+        "calibration": {
+            "split": args.calibration_split,
+            "examples": len(calibration) if sensitivity else 0,
+            "engine": args.engines[0],
+        },
+        "target": "int8 (or another CPU precision) within 0.3 micro-F1 of float32 at >= 2.5x its speed",
         "schemes": results,
         "sensitivity": sensitivity,
         "wall_time_s": round(time.time() - started, 1),

@@ -16,7 +16,6 @@ This file is copied next to the weights by `save_pretrained` (remote code): it i
 import math
 import numbers
 import os
-from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -263,6 +262,15 @@ class ROCFusionEncoder(nn.Module):
             return hidden_states
         rows = torch.arange(len(hidden_states), device=hidden_states.device)[:, None]
         return hidden_states[rows, output_positions]
+
+
+def _compute_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype `module` computes in: that of its first floating-point weight. float32 when it has none that is a
+    tensor: an int8 copy's linear layers (`quantize_int8`) keep packed weights and take float32 activations."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
 
 
 def _post_norm_layer_at(
@@ -793,7 +801,11 @@ class ROCModel(ROCPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
         )
-        text_states = text_outputs.last_hidden_state  # (batch, text_len, hidden)
+        # Each stage reads its inputs in its own dtype, so a copy whose encoders run in bfloat16
+        # (`precision_roc.bfloat16_encoders`) hands float32 to the float32 head and retrieval.
+        head_dtype = _compute_dtype(self.pair_proj)
+        fusion_dtype = head_dtype if self.fusion is None else _compute_dtype(self.fusion)
+        text_states = text_outputs.last_hidden_state.to(fusion_dtype)  # (batch, text_len, hidden)
         text_len = text_states.shape[1]
         marker_pooling = self.config.entity_pooling == "marker"
         if marker_pooling and (subject_index is None or object_index is None):
@@ -809,14 +821,16 @@ class ROCModel(ROCPreTrainedModel):
                 caption_attention_mask = torch.ones_like(caption_input_ids)
             caption_states = self.text_model(
                 input_ids=caption_input_ids, attention_mask=caption_attention_mask
-            ).last_hidden_state  # (batch, caption_len, hidden)
+            ).last_hidden_state.to(fusion_dtype)  # (batch, caption_len, hidden)
             caption_padding = caption_attention_mask == 0
             if caption_mask is not None:
                 caption_padding = caption_padding | ~caption_mask.bool()[:, None]
-            hidden_states = torch.cat([hidden_states, caption_states + self.caption_type_embedding], dim=1)
+            caption_states = caption_states + self.caption_type_embedding.to(fusion_dtype)
+            hidden_states = torch.cat([hidden_states, caption_states], dim=1)
             padding_mask = torch.cat([padding_mask, caption_padding], dim=1)
         if pixel_values is not None and self.vision_model is not None:
             image_states = self.vision_proj(self._image_tokens(pixel_values))  # (batch, patches, hidden)
+            image_states = image_states.to(fusion_dtype)
             if image_mask is None:
                 image_mask = torch.ones(len(pixel_values), dtype=torch.bool, device=pixel_values.device)
             image_padding = ~image_mask.bool()[:, None].expand(-1, image_states.shape[1])
@@ -836,7 +850,7 @@ class ROCModel(ROCPreTrainedModel):
                 pooled = text_states[rows, markers].flatten(1)  # [H_s; H_o]
             else:
                 pooled = masked_mean(text_states, attention_mask)
-        return self.pair_activation(self.pair_proj(pooled)), text_outputs
+        return self.pair_activation(self.pair_proj(pooled.to(head_dtype))), text_outputs
 
     def _image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
         # the processor gives float32 pixels; a bf16 / fp16 vision tower needs its own dtype (as HF vision models cast)
@@ -945,66 +959,10 @@ class ROCModel(ROCPreTrainedModel):
         return output
 
 
-# The text encoder's linear layers that int8 hurts most, kept in float32 by default: the feed-forward layers of its
-# first two layers, whose inputs (post-GELU activations with a few very large channels) lose the most to a per-batch
-# int8 scale. Chosen from the layer sensitivity of the shipped default (seed 42) on training examples and checked on
-# its seed-43/44 retrainings (`benchmarks/results/int8_schemes_default_seed*.json`, scheme `per_channel_rule`).
-INT8_KEEP_FLOAT = ("text_model.encoder.layer.[01].intermediate.dense", "text_model.encoder.layer.[01].output.dense")
-
-
-def quantize_int8(model: ROCModel, per_channel: bool = True, keep_float: Sequence[str] = INT8_KEEP_FLOAT) -> ROCModel:
-    """A copy of `model` for CPU inference with int8 dynamic quantization of its `nn.Linear` layers.
-
-    Weights are stored as int8 and activations quantized per batch at run time (`torch.ao.quantization.
-    quantize_dynamic`): the encoders' attention projections and feed-forward layers and the pair head; embeddings,
-    norms and the fusion layers stay float32. The result is in
-    eval mode and cannot be trained, saved or moved to a GPU.
-
-    `per_channel` (default) gives every output row of a weight its own scale: MiniLM's feed-forward weights have rows
-    of very different ranges, and one scale per matrix (`per_channel=False`) costs several times more F1 on MNRE.
-    `keep_float` names linear layers to leave in float32 (`fnmatch` patterns over module names; default
-    `INT8_KEEP_FLOAT`, the first two text-encoder layers' feed-forward; `()` quantizes every one): the few whose
-    quantization flips the most predictions. Speed and F1 against float32 are measured in
-    `benchmarks/results/int8_schemes_*.json`. The quantized kernels are torch's current
-    `torch.backends.quantized.engine`; on CPUs with AMX or VNNI, `"onednn"` is faster (set it before quantizing).
-    """
-    import fnmatch
-    import warnings
-
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    if model.device.type != "cpu":
-        raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}.")
-    if isinstance(keep_float, str):
-        raise TypeError("`keep_float` must be a sequence of module-name patterns, not one string.")
-    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    # The fusion layers (`nn.TransformerEncoderLayer`) stay float32: their fast inference path reads `linear1.weight`
-    # as a tensor, which a quantized linear does not have, and they are under 5% of the time (docs/speed.md).
-    fusion = {
-        f"{name}.{child}" for name, module in model.named_modules() if isinstance(module, nn.TransformerEncoderLayer)
-        for child, _ in module.named_modules()
-    }  # fmt: skip
-    spec = {
-        name: qconfig
-        for name, module in model.named_modules()
-        if type(module) is nn.Linear  # exact: the attention's output projection subclasses it for the fused kernel
-        and name not in fusion
-        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in keep_float)
-    }
-    with warnings.catch_warnings():
-        # torch marks the eager-mode API deprecated in favour of torchao, which is not a dependency here
-        warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
-        warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
-        quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
-    return quantized.eval()
-
-
 __all__ = [
-    "INT8_KEEP_FLOAT",
     "ROCModel",
     "ROCOutput",
     "ROCPreTrainedModel",
     "bank_contrastive_loss",
     "in_batch_contrastive_loss",
-    "quantize_int8",
 ]

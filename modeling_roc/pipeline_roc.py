@@ -20,7 +20,7 @@ from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from .modeling_roc import quantize_int8
+from .precision_roc import for_inference, precision_from_quantize
 from .processing_roc import is_visual_object
 
 
@@ -40,16 +40,18 @@ class ROCRelationExtractionPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
 
-    def __init__(self, *args, quantize: str | None = None, **kwargs):
-        """`quantize="int8"`: score with `quantize_int8(model)` (CPU only; see `modeling_roc.quantize_int8`)."""
-        if quantize not in (None, "int8"):
-            raise ValueError(f"`quantize` must be None or 'int8', got {quantize!r}.")
+    def __init__(self, *args, precision: str = "auto", quantize: str | None = None, **kwargs):
+        """`precision`: `"auto"` (bfloat16 text encoder on a CPU with hardware bfloat16, else float32), `"float32"`,
+        `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given is not changed.
+        `quantize="int8"` is the older spelling of `precision="int8"`. The copy is made here: later changes to
+        `self.model` (a new relation bank) are not seen by `self.scoring_model`."""
+        precision = precision_from_quantize(precision, quantize)
         super().__init__(*args, **kwargs)
         if self.processor is None:
             raise ValueError(f"The {TASK} pipeline needs a ROCProcessor (`processor=`), none was given or found.")
         self.tokenizer = self.processor.tokenizer  # lets the base class pad batches (batch_size > 1)
-        if quantize == "int8":
-            self.model = quantize_int8(self.model)
+        # scored with a copy at `precision`; `self.model` stays as given, so `save_pretrained` writes the float32 model
+        self.scoring_model = for_inference(self.model, precision)
 
     def save_pretrained(self, save_directory, **kwargs) -> None:
         """Model, code, tokenizers and the processor, so the folder loads with `pipeline(..., trust_remote_code=True)`.
@@ -70,7 +72,7 @@ class ROCRelationExtractionPipeline(Pipeline):
                 raise ValueError(f"`top_k` must be an integer >= 1, or None for every relation; got {top_k!r}.")
             postprocess_kwargs["top_k"] = top_k
         if relations is not None:
-            relation_set = self.model.call_time_relations(relations)  # checked once per call, not per example
+            relation_set = self.scoring_model.call_time_relations(relations)  # checked once per call, not per example
             forward_kwargs["relations"] = postprocess_kwargs["relations"] = relation_set
         return {}, forward_kwargs, postprocess_kwargs
 
@@ -121,8 +123,8 @@ class ROCRelationExtractionPipeline(Pipeline):
         if "image" in model_inputs:
             model_inputs["pixel_values"] = model_inputs.pop("image")
         if relations is None:
-            return {"logits": self.model(**model_inputs).logits}
-        outputs = self.model(**model_inputs, relations=relations)
+            return {"logits": self.scoring_model(**model_inputs).logits}
+        outputs = self.scoring_model(**model_inputs, relations=relations)
         # one value per example, so that batched outputs split back into examples
         return {"logits": outputs.logits, "logit_scale": outputs.logit_scale.reshape(1).expand(len(outputs.logits))}
 

@@ -48,6 +48,10 @@ from ..model_reference import check_model_reference, load_failure
 from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER
 
 
+# modeling_roc.PRECISIONS, spelled here so that `--help` does not import torch (a test checks the two agree)
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+
+
 if TYPE_CHECKING:
     from datasets_scripts.ner import Tagger
 
@@ -110,11 +114,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "0: no cap).",
     )
     parser.add_argument(
-        "--quantize",
-        default="none",
-        choices=["none", "int8"],
-        help="int8: int8 dynamic quantization of the model's linear layers, CPU only (default: %(default)s; the "
-        "README gives its measured speed and F1).",
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="Inference precision (default: %(default)s = the encoders in bfloat16 on a CPU with hardware bfloat16 "
+        "(AVX-512 BF16 / AMX), float32 elsewhere and on GPUs). float32: the model as trained; bfloat16: the text "
+        "encoder, vision encoder and fusion layers in bfloat16 (2.6-2.7x float32 on such a CPU, F1 within 0.2); "
+        "int8: dynamic quantization, CPU only. docs/speed.md gives the measured speed and F1 of each.",
+    )
+    parser.add_argument(
+        "--quantize", choices=["none", "int8"], help="Deprecated: --quantize int8 is --precision int8."
     )
     parser.add_argument(
         "--chunk_size",
@@ -137,7 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.max_entities == 1 or args.max_entities < 0:
         parser.error(f"--max_entities must be >= 2 (a pair), or 0 for no cap, got {args.max_entities}.")
     args.max_entities = args.max_entities or None
-    args.quantize = None if args.quantize == "none" else args.quantize
+    if args.quantize is not None:  # the older spelling: none meant the model as it is
+        meant = {"int8": "int8", "none": "float32"}[args.quantize]
+        if args.precision not in ("auto", meant):
+            parser.error(f"--quantize {args.quantize} and --precision {args.precision} disagree; pass one.")
+        args.precision = meant
     if args.device is not None:
         import torch
 
@@ -145,8 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             torch.device(args.device)
         except RuntimeError as err:
             parser.error(f"--device {args.device}: {str(err).splitlines()[0]}")
-    if args.quantize and (args.device or "cpu") != "cpu":
-        parser.error(f"--quantize {args.quantize} runs on CPU only, got --device {args.device}.")
+    if args.precision == "int8" and (args.device or "cpu") != "cpu":
+        parser.error(f"--precision int8 runs on CPU only, got --device {args.device}.")
     if not 0.0 <= args.min_score <= 1.0:
         parser.error(f"--min_score is a softmax score in [0, 1], got {args.min_score}.")
     if args.top_k is not None and args.top_k < 1:
@@ -389,7 +402,7 @@ def run(
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # the weight-loading bar too
-        device = args.device or ("cpu" if args.quantize else _default_device(shard))
+        device = args.device or ("cpu" if args.precision == "int8" else _default_device(shard))
         extractor = _load_extractor(args, tagger, device)
     try:  # checked against the model before any output is touched
         relations = extractor.relation_set(getattr(args, "relations", None))
@@ -521,7 +534,7 @@ def _load_extractor(args: argparse.Namespace, tagger: "Tagger | None", device: s
             ignored_types=args.ignored_types,
             batch_size=args.batch_size,
             max_entities=args.max_entities,
-            quantize=args.quantize,
+            precision=args.precision,
         )
     except Exception as err:  # noqa: BLE001 - not a ROC model, corrupt weights, a device torch does not know...
         raise load_failure("--model", args.model, err) from err

@@ -47,7 +47,8 @@ from transformers import AutoModel, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from datasets_scripts import ner as entity_tagging
-from modeling_roc.modeling_roc import CallTimeRelations, quantize_int8, readable_label
+from modeling_roc.modeling_roc import CallTimeRelations, readable_label
+from modeling_roc.precision_roc import for_inference, precision_from_quantize
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
@@ -279,9 +280,13 @@ class TripleExtractor:
         max_entities (`int`, *optional*, defaults to `DEFAULT_MAX_ENTITIES`):
             A post with more entities (after `ignored_types`) is an error record instead of `n * (n - 1)` pairs.
             `None`: no cap.
+        precision (`str`, *optional*, defaults to `"auto"`):
+            `"auto"`: a bfloat16 text encoder on a CPU with hardware bfloat16 (AVX-512 BF16 / AMX), else float32;
+            `"float32"`, `"bfloat16"`, or `"int8"` (dynamic quantization, CPU only). See `modeling_roc.for_inference`
+            and docs/speed.md for the measured speed and F1 of each. The model given is not changed; bfloat16 and int8
+            score with a copy made here (`self.model`), so later changes to the given model are not seen.
         quantize (`str`, *optional*):
-            `"int8"`: score with `quantize_int8(model)` (int8 dynamic quantization of the linear layers, CPU only;
-            the README's speed section gives its measured speed and F1). `None`: the model as it is.
+            The older spelling of `precision="int8"` (deprecated).
     """
 
     def __init__(
@@ -297,6 +302,7 @@ class TripleExtractor:
         none_label: str | None = None,
         device: str | torch.device | None = None,
         max_entities: int | None = DEFAULT_MAX_ENTITIES,
+        precision: str = "auto",
         quantize: str | None = None,
     ):
         if getattr(model.config, "model_type", None) != "roc" or not hasattr(model.config, "relation_labels"):
@@ -306,11 +312,10 @@ class TripleExtractor:
             )
         if device is not None:
             model = model.to(device)
-        if quantize not in (None, "int8"):
-            raise ValueError(f"`quantize` must be None or 'int8', got {quantize!r}.")
+        precision = precision_from_quantize(precision, quantize)
         if max_entities is not None and int(max_entities) < 2:
             raise ValueError(f"`max_entities` must be >= 2 (a pair) or None, got {max_entities}.")
-        self.model = quantize_int8(model) if quantize == "int8" else model.eval()
+        self.model = for_inference(model, precision)
         self.max_entities = max_entities
         self.processor = processor
         self.labels = list(model.config.relation_labels)
@@ -683,8 +688,8 @@ class ROCTripleExtractionPipeline(Pipeline):
     `postprocess` (triples); a list of posts is handed to `TripleExtractor`, which runs NER once for the list and
     batches pairs across posts (`batch_size`: pairs per model call). Call arguments: `image` (one post) or `images`
     (a list of posts), `min_score`, `top_k`, `type_filter`. Construction arguments: `ner`, `ignored_types`,
-    `none_label`, `max_entities`, `quantize` (`"int8"`, CPU), `pair_batch_size` (the extractor's `batch_size`), and
-    defaults for the call arguments.
+    `none_label`, `max_entities`, `precision` (`"auto"`, `"float32"`, `"bfloat16"`, `"int8"`; see `TripleExtractor`),
+    `pair_batch_size` (the extractor's `batch_size`), and defaults for the call arguments.
     """
 
     _load_processor = True
@@ -694,7 +699,9 @@ class ROCTripleExtractionPipeline(Pipeline):
 
     def __init__(self, *args, ner: "str | entity_tagging.Tagger | None" = DEFAULT_NER, **kwargs):
         extractor_kwargs = {
-            k: kwargs.pop(k) for k in ("ignored_types", "none_label", "max_entities", "quantize") if k in kwargs
+            k: kwargs.pop(k)
+            for k in ("ignored_types", "none_label", "max_entities", "precision", "quantize")
+            if k in kwargs
         }
         if "pair_batch_size" in kwargs:
             extractor_kwargs["batch_size"] = kwargs.pop("pair_batch_size")

@@ -619,6 +619,45 @@ def test_int8_per_channel_keeps_the_named_layers_float_and_scores_like_float32(m
     assert isinstance(everything["text_model.encoder.layer.0.output.dense"], DynamicQuantizedLinear)
 
 
+def test_a_bfloat16_encoders_copy_scores_like_float32_and_leaves_the_model_alone(make_model, batch):
+    from modeling_roc import bfloat16_encoders
+
+    model = make_model().eval()  # with a vision encoder
+    bfloat16 = bfloat16_encoders(model)
+    for name in ("text_model", "vision_model", "vision_proj", "fusion"):
+        assert {p.dtype for p in getattr(bfloat16, name).parameters()} == {torch.bfloat16}, name
+    head = {"pair_proj", "relation_model", "relation_proj", "logit_scale"}
+    assert {p.dtype for n, p in bfloat16.named_parameters() if n.split(".")[0] in head} == {torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}, "the float32 model is untouched"
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        reference = model(**inputs).logits
+        scores = bfloat16(**inputs).logits
+    assert scores.dtype == torch.float32
+    assert torch.allclose(scores, reference, atol=0.03 * float(model.get_logit_scale()))  # within 0.03 cosine
+    assert torch.equal(scores.argmax(-1), reference.argmax(-1))
+
+
+def test_precision_names_resolve_per_device_and_bad_ones_are_one_line_errors(make_model, monkeypatch):
+    import modeling_roc.precision_roc as precision_roc
+    from modeling_roc import for_inference
+
+    model = make_model(vision_model_name=None)
+    assert for_inference(model, "float32") is model and not model.training
+    monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda: True)
+    assert precision_roc.resolve_precision("auto", "cpu") == "bfloat16"
+    assert precision_roc.resolve_precision("auto", "cuda") == "float32"  # not measured on a GPU: the model as trained
+    assert for_inference(model).text_model.dtype == torch.bfloat16
+    monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda: False)
+    assert precision_roc.resolve_precision("auto", "cpu") == "float32"
+    with pytest.warns(UserWarning, match="without hardware bfloat16"):  # asked for: honoured, with the reason
+        assert for_inference(model, "bfloat16").text_model.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="must be one of auto, float32, bfloat16, int8; got 'float16'"):
+        precision_roc.resolve_precision("float16", "cpu")
+    with pytest.raises(ValueError, match="runs on CPU only; the model is on cuda"):
+        precision_roc.resolve_precision("int8", "cuda")
+
+
 def test_int8_refuses_a_model_off_the_cpu_and_a_bare_string_of_layers(make_model):
     from modeling_roc import quantize_int8
 

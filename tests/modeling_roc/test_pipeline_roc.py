@@ -75,6 +75,20 @@ def test_pipeline_names_the_missing_keys(pipe):
         pipe({"text": "Bob works for Google"})
 
 
+def test_a_bfloat16_pipeline_scores_with_a_copy_and_saves_the_float32_model(make_model, processor, tmp_path):
+    from safetensors import safe_open
+
+    model = make_model().eval()
+    pipe = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="bfloat16")
+    assert pipe.model is model and pipe.scoring_model.text_model.dtype == torch.bfloat16
+    float32 = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="float32")
+    assert float32.scoring_model is model
+    assert [r["relation"] for r in pipe(EXAMPLE, top_k=2)] == [r["relation"] for r in float32(EXAMPLE, top_k=2)]
+    pipe.save_pretrained(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F32"}
+
+
 def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
     from PIL import Image
 
@@ -83,7 +97,13 @@ def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {"AutoConfig": "configuration_roc.ROCConfig", "AutoModel": "modeling_roc.ROCModel"}
     assert config["custom_pipelines"][TASK]["impl"] == "pipeline_roc.ROCRelationExtractionPipeline"
-    for name in ("configuration_roc.py", "modeling_roc.py", "processing_roc.py", "pipeline_roc.py"):
+    for name in (
+        "configuration_roc.py",
+        "modeling_roc.py",
+        "processing_roc.py",
+        "pipeline_roc.py",
+        "precision_roc.py",
+    ):
         assert (folder / name).is_file(), name
     assert (folder / "relation_tokenizer" / "tokenizer.json").is_file()
 

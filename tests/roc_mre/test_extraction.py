@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from helpers.tiny_models import REPO_ROOT
 from helpers.train_fixtures import write_bank, write_tiny_dataset, write_tiny_encoder
 from transformers import AutoModel, AutoProcessor
@@ -470,8 +471,8 @@ def test_cli_refuses_an_output_it_cannot_write(tmp_path, capsys):
 
 def test_int8_quantized_extractor_agrees_with_float32(trained_run):
     posts = ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"]
-    float32 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu")
-    int8 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu", quantize="int8")
+    float32 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu", precision="float32")
+    int8 = TripleExtractor.from_pretrained(str(trained_run), ner=FakeTagger(), device="cpu", precision="int8")
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
     def quantized(model):
@@ -480,8 +481,51 @@ def test_int8_quantized_extractor_agrees_with_float32(trained_run):
     assert quantized(int8.model) >= 20, "the encoders' linear layers are quantized"
     assert quantized(float32.model) == 0
     assert [triple_keys(t) for t in int8(posts)] == [triple_keys(t) for t in float32(posts)]
+    with pytest.warns(FutureWarning, match="pass `precision='int8'`"):  # the older spelling still works
+        alias = TripleExtractor(float32.model, float32.processor, ner=None, quantize="int8")
+    assert quantized(alias.model) == quantized(int8.model)
     with pytest.raises(ValueError, match="'int8'"):
         TripleExtractor(float32.model, float32.processor, ner=None, quantize="int4")
+    with pytest.raises(ValueError, match="precision` must be one of auto, float32, bfloat16, int8; got 'fp8'"):
+        TripleExtractor(float32.model, float32.processor, ner=None, precision="fp8")
+
+
+def test_bfloat16_extractor_finds_the_float32_triples_and_auto_follows_the_cpu(trained_run, monkeypatch):
+    import modeling_roc.precision_roc as precision_roc
+
+    posts = ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"]
+    model = AutoModel.from_pretrained(str(trained_run))
+    processor = AutoProcessor.from_pretrained(str(trained_run))
+    float32 = TripleExtractor(model, processor, ner=FakeTagger(), precision="float32")
+    bfloat16 = TripleExtractor(model, processor, ner=FakeTagger(), precision="bfloat16")
+    assert float32.model is model and bfloat16.model is not model
+    assert bfloat16.model.text_model.dtype == torch.bfloat16 and model.text_model.dtype == torch.float32
+    assert bfloat16.model.pair_proj.weight.dtype == torch.float32  # the head and the retrieval stay float32
+    assert [triple_keys(t) for t in bfloat16(posts)] == [triple_keys(t) for t in float32(posts)]
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda native=native: native)
+        assert TripleExtractor(model, processor, ner=None).model.text_model.dtype == expected
+
+
+def test_cli_precision_flags(tmp_path, capsys):
+    from modeling_roc import PRECISIONS
+    from roc_mre.extraction import cli as extraction_cli
+
+    assert extraction_cli.PRECISIONS == PRECISIONS  # spelled twice so that --help does not import torch
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("{}\n")
+    common = ["--model", "m", "--input", str(posts), "--output", str(tmp_path / "o.jsonl")]
+    assert parse_args(common).precision == "auto"
+    assert parse_args([*common, "--quantize", "int8"]).precision == "int8"  # the older spelling
+    assert parse_args([*common, "--quantize", "none"]).precision == "float32"
+    for bad, message in (
+        (["--quantize", "int8", "--precision", "bfloat16"], "--quantize int8 and --precision bfloat16 disagree"),
+        (["--precision", "int8", "--device", "cuda"], "--precision int8 runs on CPU only, got --device cuda"),
+        (["--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
+    ):
+        with pytest.raises(SystemExit):
+            parse_args([*common, *bad])
+        assert message in capsys.readouterr().err
 
 
 def _write_sharding_input(path):
@@ -656,6 +700,6 @@ def test_a_symmetric_relation_is_reported_once_per_pair(trained_run):
     post = {"id": 1, "tokens": "Alice Moreau married Bruno Keller".split(), "entities": people}
     both = plain(post)
     assert [t["relation"] for t in both] == ["/per/per/couple", "/per/per/couple"]
-    model.config.symmetric_relations = ["/per/per/couple"]
+    plain.model.config.symmetric_relations = ["/per/per/couple"]  # the model it scores with (a copy below float32)
     (once,) = plain(post)
     assert once == both[0]  # the higher-scored direction

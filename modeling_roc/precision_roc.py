@@ -1,0 +1,164 @@
+"""Inference precision for ROC models: float32, bfloat16 encoders, int8 dynamic quantization, and `"auto"`.
+
+Users run relation extraction over many posts on CPUs, where precision is the knob that matters most: the text encoder
+is 85% of extraction time (docs/speed.md). Each option here returns a model for inference without changing the one
+given, so a server can keep its float32 model. Speed and F1 against float32 on the shipped default's three seeds are in
+`benchmarks/results/int8_schemes_default_seed*.json`.
+
+This file is copied next to the weights by `save_pretrained` (remote code; `pipeline_roc.py` imports it): it imports
+only `torch` and the standard library.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+
+if TYPE_CHECKING:
+    from .modeling_roc import ROCModel
+
+
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere torch emulates bfloat16
+    matrix products, which is slower than float32, so `"auto"` never picks it there."""
+    is_avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((is_avx512_bf16 is not None and is_avx512_bf16()) or (is_amx is not None and is_amx()))
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The concrete precision (`"float32"`, `"bfloat16"` or `"int8"`) that `precision` means on `device`.
+
+    `"auto"` is `"bfloat16"` (`bfloat16_encoders`) on a CPU with hardware bfloat16 and `"float32"` everywhere else (a
+    GPU included: bfloat16 there is not measured by this project yet). Raises `ValueError` for an unknown name or int8
+    off the CPU.
+    """
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
+    if precision == "auto":
+        return "bfloat16" if device.type == "cpu" and cpu_has_native_bfloat16() else "float32"
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {device}.")
+    return precision
+
+
+def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
+    """`model` in eval mode at `precision` (see `resolve_precision`): the model itself, as given, for `"float32"`
+    (a model already cast to another dtype stays so), else a copy from
+    `bfloat16_encoders` or `quantize_int8`. A bfloat16 request on a CPU without hardware bfloat16 is honoured
+    with a warning (it runs slower than float32 there)."""
+    resolved = resolve_precision(precision, model.device)
+    if resolved == "bfloat16" and model.device.type == "cpu" and not cpu_has_native_bfloat16():
+        warnings.warn(
+            "precision='bfloat16' on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): torch emulates it, slower "
+            "than float32.",
+            stacklevel=2,
+        )
+    if resolved == "bfloat16":
+        return bfloat16_encoders(model)
+    if resolved == "int8":
+        return quantize_int8(model)
+    return model.eval()
+
+
+def precision_from_quantize(precision: str, quantize: str | None) -> str:
+    """`precision`, or what the older `quantize="int8"` keyword means (with a `FutureWarning`); the two disagreeing is
+    an error. One place for the alias, shared by the pipelines and the extractor."""
+    if quantize is None:
+        return precision
+    if quantize != "int8":
+        raise ValueError(f"`quantize` must be None or 'int8', got {quantize!r}.")
+    if precision not in ("auto", "int8"):
+        raise ValueError(f"`quantize='int8'` and `precision={precision!r}` disagree; pass `precision` only.")
+    warnings.warn("`quantize='int8'` is deprecated; pass `precision='int8'`.", FutureWarning, stacklevel=3)
+    return "int8"
+
+
+def bfloat16_encoders(model: ROCModel) -> ROCModel:
+    """A copy of `model` for inference whose encoders (text, vision) and fusion layers run in bfloat16.
+
+    They are where the time goes (the text encoder alone is 85% of extraction); the pair head, the description encoder
+    and the cached relation bank stay float32 and read the fused entity markers cast back to float32, so the cosine
+    retrieval and its temperature keep full precision. Casting those too (the whole model) cost up to 0.36 F1 for
+    little more speed. Measured on the shipped default's three seeds (`int8_schemes_default_seed*_precision.json`,
+    scheme `bfloat16_encoders`). Works on CPU and GPU.
+    """
+    converted = copy.deepcopy(model).eval()
+    for encoder in (converted.text_model, converted.vision_model, converted.vision_proj, converted.fusion):
+        if encoder is not None:
+            encoder.to(torch.bfloat16)
+    return converted
+
+
+# The text encoder's linear layers that int8 hurts most, kept in float32 by default: the feed-forward layers of its
+# first two layers, whose inputs (post-GELU activations with a few very large channels) lose the most to a per-batch
+# int8 scale. Chosen from the layer sensitivity of the shipped default (seed 42) on training examples and checked on
+# its seed-43/44 retrainings (`benchmarks/results/int8_schemes_default_seed*.json`, scheme `per_channel_rule`).
+INT8_KEEP_FLOAT = ("text_model.encoder.layer.[01].intermediate.dense", "text_model.encoder.layer.[01].output.dense")
+
+
+def quantize_int8(model: ROCModel, per_channel: bool = True, keep_float: Sequence[str] = INT8_KEEP_FLOAT) -> ROCModel:
+    """A copy of `model` for CPU inference with int8 dynamic quantization of its `nn.Linear` layers.
+
+    Weights are stored as int8 and activations quantized per batch at run time (`torch.ao.quantization.
+    quantize_dynamic`): the encoders' attention projections and feed-forward layers and the pair head; embeddings,
+    norms and the fusion layers stay float32. The result is in
+    eval mode and cannot be trained, saved or moved to a GPU.
+
+    `per_channel` (default) gives every output row of a weight its own scale: MiniLM's feed-forward weights have rows
+    of very different ranges, and one scale per matrix (`per_channel=False`) costs several times more F1 on MNRE.
+    `keep_float` names linear layers to leave in float32 (`fnmatch` patterns over module names; default
+    `INT8_KEEP_FLOAT`, the first two text-encoder layers' feed-forward; `()` quantizes every one): the few whose
+    quantization flips the most predictions. Speed and F1 against float32 are measured in
+    `benchmarks/results/int8_schemes_*.json`. The quantized kernels are torch's current
+    `torch.backends.quantized.engine`; on CPUs with AMX or VNNI, `"onednn"` is faster (set it before quantizing).
+    """
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    if model.device.type != "cpu":
+        raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}.")
+    if isinstance(keep_float, str):
+        raise TypeError("`keep_float` must be a sequence of module-name patterns, not one string.")
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    # The fusion layers (`nn.TransformerEncoderLayer`) stay float32: their fast inference path reads `linear1.weight`
+    # as a tensor, which a quantized linear does not have, and they are under 5% of the time (docs/speed.md).
+    fusion = {
+        f"{name}.{child}" for name, module in model.named_modules() if isinstance(module, nn.TransformerEncoderLayer)
+        for child, _ in module.named_modules()
+    }  # fmt: skip
+    spec = {
+        name: qconfig
+        for name, module in model.named_modules()
+        if type(module) is nn.Linear  # exact: the attention's output projection subclasses it for the fused kernel
+        and name not in fusion
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in keep_float)
+    }
+    with warnings.catch_warnings():
+        # torch marks the eager-mode API deprecated in favour of torchao, which is not a dependency here
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
+        quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+    return quantized.eval()
+
+
+__all__ = [
+    "INT8_KEEP_FLOAT",
+    "PRECISIONS",
+    "bfloat16_encoders",
+    "cpu_has_native_bfloat16",
+    "for_inference",
+    "precision_from_quantize",
+    "quantize_int8",
+    "resolve_precision",
+]
