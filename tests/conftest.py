@@ -8,6 +8,19 @@ from transformers import AutoTokenizer
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ENTITY_MARKERS, ROCConfig, ROCModel, ROCProcessor, resolve_encoder_path
 
 
+@pytest.fixture(autouse=True, scope="session")  # session: before the module-scoped models and extractors
+def _float32_unless_asked():
+    """`precision="auto"` picks bfloat16 on CPUs with bfloat16 units, so the same test would compute differently on
+    different machines. In-process, tests see a CPU without them (auto = float32); the tests of the bfloat16 path ask
+    for it (`precision="bfloat16"`) or patch this back. Subprocesses (the CLI, remote code) keep the real CPU's
+    answer and compare with themselves."""
+    import modeling_roc.precision_roc
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(modeling_roc.precision_roc, "cpu_has_native_bfloat16", lambda: False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     tok = AutoTokenizer.from_pretrained(resolve_encoder_path(EMBEDDED_TEXT_ENCODER))

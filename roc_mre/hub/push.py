@@ -125,7 +125,7 @@ def read_json(path: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ the run
 def code_files(model_dir: Path, configs: list[dict]) -> list[str]:
-    """The `.py` files named by the auto_maps / custom pipelines, plus their one-level relative imports."""
+    """The `.py` files named by the auto_maps / custom pipelines, plus what they import relatively, recursively."""
     modules: set[str] = set()
     for config in configs:
         references = list((config.get("auto_map") or {}).values())

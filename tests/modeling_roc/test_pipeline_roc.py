@@ -75,9 +75,14 @@ def test_pipeline_names_the_missing_keys(pipe):
         pipe({"text": "Bob works for Google"})
 
 
-def test_a_bfloat16_pipeline_scores_with_a_copy_and_saves_the_float32_model(make_model, processor, tmp_path):
+def test_a_bfloat16_pipeline_scores_with_a_copy_and_saves_the_float32_model(
+    make_model, processor, tmp_path, monkeypatch
+):
     from safetensors import safe_open
 
+    import modeling_roc.precision_roc as precision_roc
+
+    monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda: True)  # a CPU with bfloat16 units
     model = make_model().eval()
     pipe = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="bfloat16")
     assert pipe.model is model and pipe.scoring_model.text_model.dtype == torch.bfloat16

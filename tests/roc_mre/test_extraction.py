@@ -496,6 +496,7 @@ def test_bfloat16_extractor_finds_the_float32_triples_and_auto_follows_the_cpu(t
     posts = ["Carol joined NASA as an engineer", "Alice married Bob in a small ceremony", "Bob joined Google"]
     model = AutoModel.from_pretrained(str(trained_run))
     processor = AutoProcessor.from_pretrained(str(trained_run))
+    monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda: True)  # a CPU with bfloat16 units
     float32 = TripleExtractor(model, processor, ner=FakeTagger(), precision="float32")
     bfloat16 = TripleExtractor(model, processor, ner=FakeTagger(), precision="bfloat16")
     assert float32.model is model and bfloat16.model is not model

@@ -42,6 +42,7 @@ REQUIRED_FILES = {
     "card_roc.py",  # imported by modeling_roc.py's push_to_hub: a published model can push itself again
     "processing_roc.py",
     "pipeline_roc.py",
+    "precision_roc.py",  # imported by pipeline_roc.py: the pipeline's precision="auto"
     "model.safetensors",
     "tokenizer.json",
     "tokenizer_config.json",
