@@ -53,7 +53,8 @@ def load_and_predict(folder: str, spec: dict) -> dict:
     inputs = processor(example["tokens"], example["subject"], example["object"], images=image)
     with torch.no_grad():
         logits = model(**inputs).logits
-    pipe = pipeline(spec["task"], model=folder, trust_remote_code=True, device=-1)
+    # float32: the model as trained, so its predictions compare with the run's recorded ones (1e-3)
+    pipe = pipeline(spec["task"], model=folder, trust_remote_code=True, device=-1, precision="float32")
     return {
         "config_class": type(config).__name__,
         "model_module": type(model).__module__,

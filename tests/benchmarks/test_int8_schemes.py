@@ -12,17 +12,24 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import int8_schemes  # noqa: E402
 
 
-def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_layers(make_model, tokenizer, tmp_path):
+def run_on_a_tiny_model(make_model, tokenizer, tmp_path, *flags: str) -> dict:
+    """`int8_schemes.main` on a tiny text-only model and the tiny dataset, results under `tmp_path / "results"`."""
     model = make_model(vision_model_name=None)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     write_tiny_dataset(tmp_path / "data")
-    record = int8_schemes.main(
+    return int8_schemes.main(
         ["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--name", "tiny",
-         "--calibration_examples", "16", "--keep_most_sensitive", "1", "3", "--batch_size", "8",
+         "--output_dir", str(tmp_path / "results"), *flags]
+    )  # fmt: skip
+
+
+def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_layers(make_model, tokenizer, tmp_path):
+    record = run_on_a_tiny_model(
+        make_model, tokenizer, tmp_path,
+        *["--calibration_examples", "16", "--keep_most_sensitive", "1", "3", "--batch_size", "8",
          "--num_batches", "2", "--repeats", "2", "--engines", "x86", "onednn", "--bfloat16",
-         "--keep_float", "text_model.encoder.layer.0.*", "--rebatch_size", "3",
-         "--output_dir", str(tmp_path / "results")]
+         "--keep_float", "text_model.encoder.layer.0.*", "--rebatch_size", "3"],
     )  # fmt: skip
     written = json.loads((tmp_path / "results" / "int8_schemes_tiny.json").read_text())
     assert written["schemes"] == record["schemes"] and written["sensitivity"] == record["sensitivity"]
@@ -55,14 +62,9 @@ def test_every_scheme_is_measured_against_float32_and_keeps_its_most_sensitive_l
 
 
 def test_no_k_skips_the_sensitivity_pass(make_model, tokenizer, tmp_path):
-    model = make_model(vision_model_name=None)
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
-    write_tiny_dataset(tmp_path / "data")
-    record = int8_schemes.main(
-        ["--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"), "--name", "tiny",
-         "--keep_most_sensitive", "--batch_size", "8", "--num_batches", "1", "--repeats", "1",
-         "--output_dir", str(tmp_path / "results")]
+    record = run_on_a_tiny_model(
+        make_model, tokenizer, tmp_path,
+        "--keep_most_sensitive", "--batch_size", "8", "--num_batches", "1", "--repeats", "1",
     )  # fmt: skip
     assert record["sensitivity"] == [] and record["calibration"]["examples"] == 0
     assert list(record["schemes"]) == ["float32", f"per_tensor/{record['calibration']['engine']}",

@@ -34,9 +34,12 @@ image = Image.new("RGB", (8, 8), (9, 99, 199))
 inputs = processor(example["tokens"], example["subject"], example["object"], images=image)
 with torch.no_grad():
     logits = model(**inputs).logits
-pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1)
+# precision="float32" as in this process (the tests' CPU has no bfloat16 units); through pipeline()'s kwargs
+pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1,
+                precision="float32")
 # a model and processor already loaded (remote code that never imported the pipeline module) work too
-loaded = pipeline("multimodal-relation-extraction", model=model, processor=processor, device=-1)
+loaded = pipeline("multimodal-relation-extraction", model=model, processor=processor, device=-1,
+                  precision="float32")
 print(json.dumps({
     "config_class": type(config).__name__, "model_module": type(model).__module__,
     "logits": logits.tolist(), "pipeline": pipe(example, top_k=2), "labels": model.config.relation_labels,

@@ -69,7 +69,8 @@ model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
 processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
 with torch.no_grad():
     logits = model(**processor(example["tokens"], example["subject"], example["object"])).logits
-pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1)
+pipe = pipeline("multimodal-relation-extraction", model=folder, trust_remote_code=True, device=-1,
+                precision="float32")  # the run's numbers; "auto" would pick bfloat16 on some CPUs
 print(json.dumps({"module": type(model).__module__, "logits": logits.tolist(), "pipeline": pipe(example, top_k=3)}))
 """
 
