@@ -29,8 +29,9 @@ PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 
 def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere torch emulates bfloat16
-    matrix products, which is slower than float32, so `"auto"` never picks it there."""
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere bfloat16 matrix products are
+    emulated, which is usually slower than float32 (not measured here: every CPU this project ran on had AMX), so
+    `"auto"` never picks bfloat16 there."""
     is_avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool((is_avx512_bf16 is not None and is_avx512_bf16()) or (is_amx is not None and is_amx()))
@@ -61,8 +62,8 @@ def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
     resolved = resolve_precision(precision, model.device)
     if resolved == "bfloat16" and model.device.type == "cpu" and not cpu_has_native_bfloat16():
         warnings.warn(
-            "precision='bfloat16' on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): torch emulates it, slower "
-            "than float32.",
+            "precision='bfloat16' on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): it is emulated there, "
+            "usually slower than float32.",
             stacklevel=2,
         )
     if resolved == "bfloat16":
