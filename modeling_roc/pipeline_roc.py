@@ -41,8 +41,9 @@ class ROCRelationExtractionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def __init__(self, *args, precision: str = "auto", quantize: str | None = None, **kwargs):
-        """`precision`: `"auto"` (bfloat16 text encoder on a CPU with hardware bfloat16, else float32), `"float32"`,
-        `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given is not changed.
+        """`precision`: `"auto"` (encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16, else
+        float32), `"float32"`, `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given
+        is not changed.
         `quantize="int8"` is the older spelling of `precision="int8"`. The copy is made here: later changes to
         `self.model` (a new relation bank) are not seen by `self.scoring_model`."""
         precision = precision_from_quantize(precision, quantize)

@@ -281,10 +281,11 @@ class TripleExtractor:
             A post with more entities (after `ignored_types`) is an error record instead of `n * (n - 1)` pairs.
             `None`: no cap.
         precision (`str`, *optional*, defaults to `"auto"`):
-            `"auto"`: a bfloat16 text encoder on a CPU with hardware bfloat16 (AVX-512 BF16 / AMX), else float32;
-            `"float32"`, `"bfloat16"`, or `"int8"` (dynamic quantization, CPU only). See `modeling_roc.for_inference`
-            and docs/speed.md for the measured speed and F1 of each. The model given is not changed; bfloat16 and int8
-            score with a copy made here (`self.model`), so later changes to the given model are not seen.
+            `"auto"`: encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16 (AVX-512 BF16 / AMX),
+            else float32; `"float32"`, `"bfloat16"`, or `"int8"` (dynamic quantization, CPU only). See
+            `modeling_roc.for_inference` and docs/speed.md for the measured speed and F1 of each. The model given is
+            not changed; bfloat16 and int8 score with a copy made here (`self.model`), so later changes to the given
+            model are not seen.
         quantize (`str`, *optional*):
             The older spelling of `precision="int8"` (deprecated).
     """
