@@ -30,7 +30,7 @@ PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere bfloat16 matrix products are
-    emulated, which is usually slower than float32 (not measured here: every CPU this project ran on had AMX), so
+    emulated, which is usually slower than float32 (not measured: no CPU without bfloat16 units was available), so
     `"auto"` never picks bfloat16 there."""
     is_avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     is_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
