@@ -28,11 +28,11 @@ AutoProcessor.register(ROCConfig, ROCProcessor, exist_ok=True)
 
 __all__ = [
     "DEFAULT_TYPE_WORDS",
-    "INT8_KEEP_FLOAT",
-    "PRECISIONS",
     "EMBEDDED_ENCODERS",
     "EMBEDDED_TEXT_ENCODER",
     "ENTITY_MARKERS",
+    "INT8_KEEP_FLOAT",
+    "PRECISIONS",
     "ROCConfig",
     "ROCModel",
     "ROCOutput",

@@ -44,15 +44,25 @@ class ROCRelationExtractionPipeline(Pipeline):
         """`precision`: `"auto"` (encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16, else
         float32), `"float32"`, `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given
         is not changed.
-        `quantize="int8"` is the older spelling of `precision="int8"`. The copy is made here: later changes to
-        `self.model` (a new relation bank) are not seen by `self.scoring_model`."""
+        `quantize="int8"` is the older spelling of `precision="int8"`. A copy (bfloat16, int8) is made again when
+        `self.model`'s config changes (`pipe.model.set_relation_bank(...)`); in-place weight changes are not seen."""
         precision = precision_from_quantize(precision, quantize)
         super().__init__(*args, **kwargs)
         if self.processor is None:
             raise ValueError(f"The {TASK} pipeline needs a ROCProcessor (`processor=`), none was given or found.")
         self.tokenizer = self.processor.tokenizer  # lets the base class pad batches (batch_size > 1)
         # scored with a copy at `precision`; `self.model` stays as given, so `save_pretrained` writes the float32 model
-        self.scoring_model = for_inference(self.model, precision)
+        self.precision = precision
+        self._scoring = (None, None)  # (the given model's config as JSON, the copy made from it)
+        self.scoring_model  # noqa: B018 - made now, so that a bad `precision` fails here, in one line
+
+    @property
+    def scoring_model(self):
+        """The model the pipeline scores with: `self.model` at `self.precision`, remade after its config changed."""
+        state = self.model.config.to_json_string()
+        if self._scoring[0] != state:
+            self._scoring = (state, for_inference(self.model, self.precision))
+        return self._scoring[1]
 
     def save_pretrained(self, save_directory, **kwargs) -> None:
         """Model, code, tokenizers and the processor, so the folder loads with `pipeline(..., trust_remote_code=True)`.

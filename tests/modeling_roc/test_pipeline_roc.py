@@ -92,6 +92,10 @@ def test_a_bfloat16_pipeline_scores_with_a_copy_and_saves_the_float32_model(
     float32 = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="float32")
     assert float32.scoring_model is model
     assert [r["relation"] for r in pipe(EXAMPLE, top_k=2)] == [r["relation"] for r in float32(EXAMPLE, top_k=2)]
+    # a relation bank set on the given model reaches the bfloat16 copy (the model card's "new relations" snippet)
+    pipe.model.set_relation_bank({"None": TINY_BANK["None"], "/per/per/couple": TINY_BANK["/per/per/couple"]})
+    assert pipe.scoring_model.text_model.dtype == torch.bfloat16
+    assert {r["relation"] for r in pipe(EXAMPLE, top_k=None)} == {"None", "/per/per/couple"}
     pipe.save_pretrained(tmp_path / "saved")
     with safe_open(str(tmp_path / "saved" / "model.safetensors"), "pt") as weights:
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F32"}
