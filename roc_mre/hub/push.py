@@ -563,7 +563,8 @@ def stage_space(target: Path, args: argparse.Namespace, config: dict, protected:
     files: list[str] = []
 
     def fill(folder: Path) -> None:
-        files.extend(fill_space_folder(folder, args.space, args.repo_id, config.get("vision_model_name") is not None))
+        reads_images = config.get("vision_model_name") is not None
+        files.extend(fill_space_folder(folder, args.space, args.repo_id, reads_images, log=log))
 
     stage(target, fill, protected)
     return files

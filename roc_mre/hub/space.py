@@ -4,14 +4,21 @@ The folder holds `app.py` (the same file as the checkout's), `requirements.txt` 
 imports, at the versions installed here), `README.md` (the Space card: sdk, sdk_version, app_file, the model it
 shows), `demo_config.json` (which model the app loads), and copies of this project's three packages, so that the
 Space needs no release of the project on PyPI. Nothing else is staged or uploaded.
+
+Of the packages, only what a wheel of the project holds is copied: the `.py` files of the packages `pyproject.toml`
+declares and its package-data patterns (`PACKAGE_SOURCES`, held equal to `pyproject.toml` by a test). A Space is
+public unless `--private`, and a checkout's package folders can hold anything (`.env`, keys, notebook checkpoints);
+everything else found there is left out and named in the log, and a symbolic link is never followed.
 """
 
+import fnmatch
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 # The Space's app.py; the checkout's app.py is the same text (a test holds them equal).
@@ -66,18 +73,58 @@ def space_card(space_id: str, model_repo_id: str) -> str:
     )
 
 
-def _package_files(package: str) -> list[tuple[Path, str]]:
-    """(source file, path in the Space) of every file of an installed package, caches left out."""
-    root = Path(__import__(package).__file__).resolve().parent
-    return [
-        (path, f"{package}/{path.relative_to(root).as_posix()}")
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
-    ]
+# What the wheel of the project holds of each package: its declared (sub)packages' `.py` files and the package-data
+# patterns, both as `pyproject.toml`'s [tool.setuptools] says (a test holds them equal).
+PACKAGE_SOURCES = {
+    "modeling_roc": {"modeling_roc": ()},
+    "datasets_scripts": {"datasets_scripts": ("*.json",), "datasets_scripts.relation_banks": ("*.json",)},
+    "roc_mre": {
+        "roc_mre": ("configs/*.yaml",),
+        "roc_mre.training": (),
+        "roc_mre.extraction": (),
+        "roc_mre.hub": ("*.md",),
+        "roc_mre.metrics": ("re_f1/*.py", "re_f1/*.md"),
+    },
+}
 
 
-def fill_space_folder(folder: Path, space_id: str, model_repo_id: str, reads_images: bool) -> list[str]:
-    """Write the Space into `folder` (empty); returns the files written, relative to it."""
+def _is_shipped(relative: PurePosixPath, package: str) -> bool:
+    """Whether `relative` (a file's path inside the top-level `package`) is one the project's wheel holds."""
+    for sub_package, data_patterns in PACKAGE_SOURCES[package].items():
+        prefix = tuple(sub_package.split(".")[1:])
+        if relative.parts[: len(prefix)] != prefix:
+            continue
+        inside = PurePosixPath(*relative.parts[len(prefix) :])
+        for pattern in ("*.py", *data_patterns):
+            if len(inside.parts) == len(PurePosixPath(pattern).parts) and inside.match(pattern):
+                return True
+    return False
+
+
+def package_files(package: str, root: Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(source file, path in the Space) of every shipped file of `package` (found at `root`, by default where it
+    is imported from), and the paths left out: anything the wheel would not hold, and every symbolic link."""
+    root = (root or Path(__import__(package).__file__).parent).absolute()
+    kept, left_out = [], []
+    for path in sorted(root.rglob("*")):
+        relative = PurePosixPath(path.relative_to(root).as_posix())
+        name = f"{package}/{relative}"
+        if "__pycache__" in relative.parts or path.suffix == ".pyc" or (path.is_dir() and not path.is_symlink()):
+            continue
+        if path.is_symlink() or any((root / parent).is_symlink() for parent in relative.parents if parent.parts):
+            left_out.append(f"{name} (a symbolic link)")
+        elif not _is_shipped(relative, package):
+            left_out.append(name)
+        elif path.is_file():
+            kept.append((path, name))
+    return kept, left_out
+
+
+def fill_space_folder(
+    folder: Path, space_id: str, model_repo_id: str, reads_images: bool, log: Callable[[str], None] | None = None
+) -> list[str]:
+    """Write the Space into `folder` (empty); returns the files written, relative to it. `log` hears what was left
+    out of the packages' folders."""
     written = {
         "app.py": APP_SOURCE,
         "requirements.txt": requirements(reads_images),
@@ -88,10 +135,13 @@ def fill_space_folder(folder: Path, space_id: str, model_repo_id: str, reads_ima
         (folder / name).write_text(text, encoding="utf-8")
     files = list(written)
     for package in PACKAGES:
-        for source, name in _package_files(package):
+        kept, left_out = package_files(package)
+        for source, name in kept:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, folder / name)
+            shutil.copyfile(source, folder / name)
             files.append(name)
+        if left_out and log is not None:
+            log(f"left out of the Space (not part of the {package} package): {', '.join(left_out)}")
     return files
 
 

@@ -678,3 +678,59 @@ def test_space_stages_the_demo_that_starts_and_uploads_exactly_it(trained_run, t
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
     assert "the staged Space imports its own copy of the project and its app.py starts" in done.stderr
     _assert_no_secret(done.stdout, done.stderr, *(content.decode("utf-8", "replace") for content in files.values()))
+
+
+def _copy_packages(root: Path) -> Path:
+    """The three packages as the checkout has them (caches left out), to plant files in."""
+    from roc_mre.hub.space import PACKAGES
+
+    for package in PACKAGES:
+        shutil.copytree(REPO_ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_the_space_copies_only_what_the_wheel_holds_and_never_follows_links(tmp_path):
+    from roc_mre.hub.space import package_files
+
+    root = _copy_packages(tmp_path / "checkout")
+    password = tmp_path / "passwords.txt"
+    password.write_text("root:hunter2", encoding="utf-8")
+    planted = {
+        "roc_mre/.env": f"HF_TOKEN={SECRET}",
+        "datasets_scripts/deploy.pem": "-----BEGIN PRIVATE KEY-----",
+        "modeling_roc/.ipynb_checkpoints/scratch.json": "{}",
+        "roc_mre/configs/notes/private.yaml": "a: 1",  # package data is configs/*.yaml, not deeper
+        "roc_mre/hub/keys/secret.md": "#",
+    }
+    for name, text in planted.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    (root / "roc_mre" / "zz_link_notes.txt").symlink_to(password)
+    (root / "roc_mre" / "zz_link.py").symlink_to(password)
+    (root / "roc_mre" / "hub" / "linked_dir").symlink_to(tmp_path, target_is_directory=True)
+
+    shipped, left_out = {}, []
+    for package in ("modeling_roc", "roc_mre", "datasets_scripts"):
+        kept, skipped = package_files(package, root / package)
+        shipped.update({name: source for source, name in kept})
+        left_out += skipped
+    assert not set(planted) & set(shipped)
+    assert not [name for name in shipped if "zz_link" in name or "linked_dir" in name]
+    assert set(planted) <= set(left_out)
+    assert {"roc_mre/zz_link_notes.txt (a symbolic link)", "roc_mre/zz_link.py (a symbolic link)"} <= set(left_out)
+    # and everything a wheel holds is still there
+    expected = {"modeling_roc/modeling_roc.py", "roc_mre/demo.py", "roc_mre/configs/mnre_minilm_offline.yaml",
+                "roc_mre/hub/model_card_template.md", "roc_mre/metrics/re_f1/re_f1.py",
+                "datasets_scripts/relation_banks/mnre.json", "datasets_scripts/build.py"}  # fmt: skip
+    assert expected <= set(shipped)
+    assert all(not Path(source).is_symlink() for source in shipped.values())
+
+
+def test_the_space_file_rule_is_pyprojects():
+    import tomllib
+
+    from roc_mre.hub.space import PACKAGE_SOURCES, PACKAGES
+
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    declared = {name: tuple(setuptools["package-data"].get(name, ())) for name in setuptools["packages"]}
+    assert {sub: patterns for package in PACKAGES for sub, patterns in PACKAGE_SOURCES[package].items()} == declared
