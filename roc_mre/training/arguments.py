@@ -443,14 +443,11 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     if not args.output_dir:
         if args.do_train:
             parser.error("--output_dir is required for training")
+        # in the working folder, as transformers' output_dir: never inside the model's folder (a run of its own),
+        # and a flat name, never a folder named like a Hub id, which would shadow the repository for later loads
         model = Path(args.model_name_or_path)
-        # beside a local model; for a Hub id a flat name, never a folder named like the id, which would then shadow
-        # the Hub repository for every later load from this folder
-        args.output_dir = str(
-            model / f"eval_{args.eval_split}"
-            if model.is_dir()
-            else f"eval_{args.eval_split}-{args.model_name_or_path.replace('/', '--')}"
-        )
+        name = model.resolve().name if model.is_dir() else args.model_name_or_path.replace("/", "--")
+        args.output_dir = f"eval_{args.eval_split}-{name}"
     if args.use_images and not (args.vision_encoder or args.model_name_or_path):
         parser.error("--use_images needs --vision_encoder (a timm model name)")
     if args.checkpointing_steps != "epoch" and not (

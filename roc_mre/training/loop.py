@@ -154,7 +154,7 @@ def check_output_dir(args: argparse.Namespace) -> None:
                 f"--output_dir {output_dir} is not empty and holds no earlier evaluation ({EVAL_MARKER}); "
                 "evaluation-only mode writes eval_results.json, training_args.json and predictions there, so it "
                 "never writes into a run folder or a folder of yours. Pick an empty folder (default: "
-                "<model>/eval_<split>)"
+                "eval_<split>-<model name> in the working folder)"
             )
     elif args.resume_from_checkpoint:
         if kind != "training":
@@ -718,8 +718,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
 
     `argv` is the command line the flags came from (default `sys.argv[1:]`), recorded so the run can be repeated.
     """
-    if args.do_train:
-        check_output_dir(args)  # every process, before any of them writes (Accelerator() waits for all)
+    check_output_dir(args)  # every process, before any of them writes (Accelerator() waits for all); eval-only too
     output_dir = Path(args.output_dir)
     project_config = ProjectConfiguration(
         # `total_limit` is enforced by save_checkpoint, after a new checkpoint is complete

@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -614,9 +615,27 @@ def test_evaluation_only_never_writes_into_a_run_folder_or_a_folder_named_like_a
     assert "never writes into a run folder" in err
     args = _args("--do_eval", "--model_name_or_path", "org/name")
     assert args.output_dir == "eval_validation-org--name"
-    assert _args("--do_eval", "--model_name_or_path", str(trained_run)).output_dir == str(
-        trained_run / "eval_validation"
-    )
+    beside = _args("--do_eval", "--model_name_or_path", str(trained_run)).output_dir
+    assert beside == f"eval_validation-{trained_run.name}"  # in the working folder, never inside the model
+
+
+def test_an_evaluation_never_overwrites_another_runs_results_or_a_users_folder(trained_run, inputs, tmp_path):
+    other = tmp_path / "other-run"
+    shutil.copytree(trained_run, other)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "eval_results.json").write_text("my notes", encoding="utf-8")
+    for target in (other, mine):
+        before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+        command = [sys.executable, str(REPO_ROOT / "train.py"), "--do_eval", "--model_name_or_path", str(trained_run),
+                   "--dataset_name_or_path", str(inputs["dataset"]), "--output_dir", str(target)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+        assert done.returncode == 2 and "never writes into a run folder" in done.stderr, done.stderr[-2000:]
+        assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before
+    done = subprocess.run(command[:-2], capture_output=True, text=True, cwd=tmp_path, timeout=600)  # the default
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / f"eval_validation-{trained_run.name}" / "eval_results.json").is_file()
+    assert not (trained_run / "eval_validation").exists()
 
 
 def test_a_failed_start_leaves_the_old_run_and_writes_nothing(trained_run, inputs, tmp_path):
