@@ -20,7 +20,10 @@ seen are kept, to resume and to catch duplicates). The output is flushed after e
 most one chunk, and re-running the same command skips every line that already has a record of the same line number
 and id in the output (an incomplete last output line is dropped first): the result is the output an uninterrupted
 run writes. To retry failed lines, delete their error records from the output and re-run. `--overwrite` starts from
-scratch, once the model has loaded (a mistyped `--model` deletes nothing).
+scratch, once the model has loaded (a mistyped `--model` deletes nothing). `.<output name>.settings.json` beside the
+output records what made its records (the model and its weights, `--relations`, the precision it ran in, the NER
+backend and filters): a resume with other settings is refused, naming them, so one file never mixes two models'
+answers.
 
 Several processes, on GPUs or CPUs:
 
@@ -384,6 +387,87 @@ def merge_parts(output: Path, parts: list[Path]) -> int:
     return written
 
 
+# -------------------------------------------------------------------------------------------- output settings
+def settings_file(output: Path) -> Path:
+    """Beside the output: the settings that made its records (a resume with other settings is refused)."""
+    return output.with_name(f".{output.name}.settings.json")
+
+
+def _weights_sha256(model: str) -> str | None:
+    """The sha256 of a local model's weights (a retrained run in the same folder is another model); None for a Hub
+    id."""
+    import hashlib
+
+    folder = Path(model).expanduser()
+    shards = sorted(folder.glob("model*.safetensors")) if folder.is_dir() else []
+    if not shards:
+        return None
+    digest = hashlib.sha256()
+    for shard in shards:
+        with open(shard, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def output_settings(args: argparse.Namespace, extractor: "TripleExtractor", relations) -> dict:
+    """What decides an output's records: the model (and its weights), the relations, the precision it ran in, the
+    NER backend and the filters. Batch and chunk sizes, devices and process counts do not change a record."""
+    from modeling_roc.precision_roc import resolve_precision
+
+    model = Path(args.model).expanduser()
+    return {
+        "model": str(model.resolve()) if model.exists() else args.model,
+        "weights_sha256": _weights_sha256(args.model),
+        "relations": None
+        if relations is None
+        else [
+            [label, description, threshold]
+            for label, description, threshold in zip(relations.labels, relations.descriptions, relations.thresholds)
+        ],  # fmt: skip
+        "precision": resolve_precision(args.precision, extractor.model.device),
+        "ner": args.ner if isinstance(args.ner, str) else type(args.ner).__name__,
+        "min_score": args.min_score,
+        "top_k": args.top_k,
+        "type_filter": not args.no_type_filter,
+        "ignored_types": sorted(args.ignored_types),
+        "max_entities": args.max_entities,
+        "trust_remote_code": args.trust_remote_code,
+    }
+
+
+SETTING_FLAGS = {"model": "--model", "weights_sha256": "--model (its weights)", "relations": "--relations",
+                 "precision": "--precision", "ner": "--ner", "min_score": "--min_score", "top_k": "--top_k",
+                 "type_filter": "--no_type_filter", "ignored_types": "--ignored_types",
+                 "max_entities": "--max_entities", "trust_remote_code": "--trust_remote_code"}  # fmt: skip
+
+
+def check_resume_settings(output: Path, settings: dict) -> None:
+    """Refuse to append to an output whose records were made with other settings (one `error:` line naming them):
+    one file would then mix two models' or two relation sets' answers. Read-only, so every process can run it."""
+    if not (output.exists() and output.stat().st_size) and not part_files(output):
+        return
+    path = settings_file(output)
+    if not path.is_file():
+        logger.warning(f"{output} has no record of the settings that made it ({path.name}); resuming as asked.")
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"error: {path} cannot be read ({err}); pass --overwrite to start the output again") from None
+    differ = []
+    for key, flag in SETTING_FLAGS.items():
+        if recorded.get(key) != settings[key] and flag not in differ:
+            before, after = recorded.get(key), settings[key]
+            shown = "differ" if key in ("relations", "weights_sha256") else f"{before!r} -> {after!r}"
+            differ.append(f"{flag} ({shown})")
+    if differ:
+        raise SystemExit(
+            f"error: {output} was made with other settings: {'; '.join(differ)}. Resuming would mix two kinds of "
+            "records in one file: pass the same settings, --overwrite to start it again, or another --output"
+        )
+
+
 # ------------------------------------------------------------------------------------------------------- the run
 def run(
     args: argparse.Namespace,
@@ -408,25 +492,31 @@ def run(
         relations = extractor.relation_set(getattr(args, "relations", None))
     except ValueError as err:
         raise SystemExit(f"error: --relations: {err}") from None
+    settings = output_settings(args, extractor, relations)
+    if not args.overwrite:
+        check_resume_settings(output_path, settings)
     lock = OutputLock(output_path.with_name(f".{output_path.name}.lock"), what="extraction", target=output_path)
     if shard.is_main:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()  # one writer per output: a second extraction into it would write every record twice
     try:
-        return _extract(args, shard, extractor, relations, input_path, output_path, image_dir)
+        return _extract(args, shard, extractor, relations, input_path, output_path, image_dir, settings)
     finally:
         lock.release()
 
 
-def _extract(args, shard, extractor, relations, input_path: Path, output_path: Path, image_dir: Path) -> dict:
+def _extract(
+    args, shard, extractor, relations, input_path: Path, output_path: Path, image_dir: Path, settings: dict
+) -> dict:
     from tqdm.auto import tqdm
 
     if shard.is_main:
         if args.overwrite:
-            for stale in [output_path, *part_files(output_path)]:
+            for stale in [output_path, *part_files(output_path), settings_file(output_path)]:
                 stale.unlink(missing_ok=True)
         for path in [output_path, *part_files(output_path)]:
             drop_incomplete_last_line(path)
+        settings_file(output_path).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     shard.wait()
     done = read_done(output_path, *part_files(output_path))
     shard.wait()  # every process has read the old records before any writes new ones

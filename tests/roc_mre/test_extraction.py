@@ -330,6 +330,30 @@ def test_cli_resumes_a_partly_written_output(extractor, tmp_path):
     assert counts["resumed"] == 10 and counts["extracted"] == counts["errors"] == 0 and again == resumed
 
 
+def test_a_resume_with_other_settings_is_refused_naming_them(extractor, tmp_path):
+    posts = [{"id": k, "text": "Carol joined NASA as an engineer"} for k in range(3)]
+    counts, first = cli(tmp_path, posts, extractor, "--chunk_size", "1")
+    output = tmp_path / "triples.jsonl"
+    before = output.read_bytes()
+    relations = tmp_path / "relations.json"
+    relations.write_text(json.dumps({"works_at": "The subject works at the object organization."}))
+    for flags, named in [
+        (["--relations", str(relations)], "--relations (differ)"),
+        (["--min_score", "0.5"], "--min_score (0.0 -> 0.5)"),
+        (["--precision", "bfloat16"], "--precision ('float32' -> 'bfloat16')"),
+        (["--ner", "stanza"], "--ner"),
+    ]:
+        with pytest.raises(SystemExit, match="was made with other settings") as refused:
+            cli(tmp_path, None, extractor, *flags)
+        assert named in str(refused.value) and "--overwrite" in str(refused.value)
+        assert output.read_bytes() == before  # nothing appended, nothing removed
+    counts, again = cli(tmp_path, None, extractor)  # the same settings resume (nothing left to do)
+    assert counts["resumed"] == 3 and again == first
+    counts, fresh = cli(tmp_path, None, extractor, "--min_score", "0.5", "--overwrite")
+    assert counts["resumed"] == 0 and counts["extracted"] == 3
+    assert json.loads((tmp_path / ".triples.jsonl.settings.json").read_text())["min_score"] == 0.5
+
+
 def test_cli_missing_image_is_a_per_line_error(extractor, tmp_path):
     from PIL import Image
 
