@@ -70,6 +70,19 @@ def resolve_encoder_path(name_or_path: str) -> str:
     return str(Path(module.__file__).parent / folder)
 
 
+CAPTIONS_IGNORED = (
+    "This ROC model was trained without captions: the 'caption' given is ignored (a segment the model never saw "
+    "only moves its scores). Train with --use_captions to use captions."
+)
+
+
+def reads_captions(config: PretrainedConfig) -> bool:
+    """Whether a caption given at inference reaches the model: not for a model recorded as trained without them."""
+    if getattr(config, "caption_tokens", False):
+        return True
+    return getattr(config, "trained_with_captions", None) is not False
+
+
 LossMode = Literal["bank", "in_batch"]
 HeadType = Literal["retrieval", "classification"]
 EntityPooling = Literal["marker", "mean"]
@@ -174,6 +187,10 @@ class ROCConfig(PretrainedConfig):
             Take a caption of the image (an MLLM's text, `ROCProcessor(caption_mode="tokens")`) as extra fusion
             tokens: the text encoder encodes it on its own and the fusion layers see [text; caption; image], the
             caption tokens marked by a learned type vector. Without it a caption can still be part of the text.
+        trained_with_captions (`bool`, *optional*):
+            Whether training read captions (`train.py --use_captions`). `False`: a caption given at inference is
+            ignored with a warning, since the model never saw that segment and it only moves the scores (measured
+            on the default: top-1 0.608 -> 0.567). `None` (models saved before this field): captions are used.
 
     Example:
 
@@ -218,6 +235,7 @@ class ROCConfig(PretrainedConfig):
         relation_max_length: int = 64,
         classifier_dropout: float = 0.1,
         caption_tokens: bool = False,
+        trained_with_captions: bool | None = None,
         **kwargs,
     ):
         self.text_config = _as_sub_config(text_config, "text_config")
@@ -247,6 +265,7 @@ class ROCConfig(PretrainedConfig):
         self.relation_max_length = relation_max_length
         self.classifier_dropout = classifier_dropout
         self.caption_tokens = caption_tokens
+        self.trained_with_captions = trained_with_captions
 
         if relation_bank:
             labels = list(relation_bank)
@@ -346,6 +365,7 @@ def check_score_offsets(offsets, labels: list[str], head: str) -> dict[str, floa
 
 
 __all__ = [
+    "CAPTIONS_IGNORED",
     "NONE_LABELS",
     "CHOICES",
     "check_score_offsets",
@@ -355,5 +375,6 @@ __all__ = [
     "FETCHED_MARKER",
     "ROCConfig",
     "encoder_cache_dir",
+    "reads_captions",
     "resolve_encoder_path",
 ]

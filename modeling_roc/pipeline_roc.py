@@ -20,6 +20,7 @@ from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
+from .configuration_roc import CAPTIONS_IGNORED, reads_captions
 from .precision_roc import for_inference, precision_from_quantize
 from .processing_roc import is_visual_object
 
@@ -110,6 +111,9 @@ class ROCRelationExtractionPipeline(Pipeline):
             raise ValueError(
                 f"'caption' must be a string (a text describing the image), got {type(caption).__name__}."
             )
+        if caption is not None and not reads_captions(self.model.config):
+            logger.warning_once(CAPTIONS_IGNORED)
+            caption = None
         encoded = self.processor(
             inputs["tokens"],
             inputs["subject"],

@@ -47,6 +47,7 @@ from transformers import AutoModel, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from datasets_scripts import ner as entity_tagging
+from modeling_roc.configuration_roc import CAPTIONS_IGNORED, reads_captions
 from modeling_roc.modeling_roc import CallTimeRelations, readable_label
 from modeling_roc.precision_roc import for_inference, precision_from_quantize
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
@@ -332,6 +333,7 @@ class TripleExtractor:
         self.has_vision = getattr(model, "vision_model", None) is not None
         self.last_stats: dict = {}  # timings of the latest call: posts, pairs, ner_s, score_s, total_s
         self._warned_text_only = False
+        self._warned_captions = False
         _check_thresholds(min_score, top_k, batch_size)
 
     @classmethod
@@ -393,7 +395,7 @@ class TripleExtractor:
                         tokens=item["tokens"],
                         offsets=item["offsets"],
                         image=item["image"],
-                        caption=item["caption"],
+                        caption=self._caption(item["caption"]),
                     )
                 )
             except PostError as err:
@@ -451,6 +453,15 @@ class TripleExtractor:
         if not self._warned_text_only:
             logger.warning("This ROC model has no vision encoder: post images are checked to exist but not used.")
             self._warned_text_only = True
+
+    def _caption(self, caption: str | None) -> str | None:
+        """The caption the model reads: none for a model trained without captions (warned once)."""
+        if caption is None or reads_captions(self.model.config):
+            return caption
+        if not self._warned_captions:
+            logger.warning(CAPTIONS_IGNORED)
+            self._warned_captions = True
+        return None
 
     def relation_set(self, relations: dict | None) -> "CallTimeRelations | None":
         """`relations` of a call checked once against the model (None: the bank)."""

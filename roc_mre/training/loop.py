@@ -311,6 +311,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         relation_max_length=args.relation_max_length,
         freeze_relation_encoder=args.freeze_relation_encoder,
         caption_tokens=args.use_captions and args.caption_mode == "tokens",
+        trained_with_captions=bool(args.use_captions),
     )
     processor = ROCProcessor.from_encoders(
         args.text_encoder,

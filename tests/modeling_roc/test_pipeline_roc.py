@@ -222,6 +222,17 @@ def test_a_caption_given_with_an_example_is_read(pipe):
         pipe({**EXAMPLE, "caption": 3})
 
 
+def test_a_caption_given_to_a_model_trained_without_captions_is_ignored_with_a_warning(pipe, caplog):
+    plain = pipe(EXAMPLE, top_k=None)
+    pipe.model.config.trained_with_captions = False  # what train.py records without --use_captions
+    with caplog.at_level("WARNING"):
+        captioned = pipe({**EXAMPLE, "caption": "Two colleagues at the Google office"}, top_k=None)
+    assert captioned == plain
+    assert "trained without captions" in caplog.text
+    pipe.model.config.trained_with_captions = True
+    assert pipe({**EXAMPLE, "caption": "Two colleagues at the Google office"}, top_k=None) != plain
+
+
 def test_a_module_loaded_again_and_a_model_built_log_no_noise():
     script = (
         "import importlib, modeling_roc\n"

@@ -330,6 +330,18 @@ def test_cli_resumes_a_partly_written_output(extractor, tmp_path):
     assert counts["resumed"] == 10 and counts["extracted"] == counts["errors"] == 0 and again == resumed
 
 
+def test_the_extractor_ignores_a_caption_for_a_model_trained_without_them(extractor, caplog, monkeypatch):
+    post = {"text": "Carol joined NASA as an engineer", "caption": "An astronaut in a space suit"}
+    monkeypatch.setattr(extractor.model.config, "trained_with_captions", True)
+    read = extractor.extract([post], min_score=0.0)[0]["triples"]
+    monkeypatch.setattr(extractor.model.config, "trained_with_captions", False)
+    with caplog.at_level("WARNING"):
+        ignored = extractor.extract([post], min_score=0.0)[0]["triples"]
+    assert "trained without captions" in caplog.text
+    assert ignored == extractor.extract([{"text": post["text"]}], min_score=0.0)[0]["triples"]
+    assert [t["score"] for t in read] != [t["score"] for t in ignored]
+
+
 def test_a_resume_with_other_settings_is_refused_naming_them(extractor, tmp_path):
     posts = [{"id": k, "text": "Carol joined NASA as an engineer"} for k in range(3)]
     counts, first = cli(tmp_path, posts, extractor, "--chunk_size", "1")
@@ -679,7 +691,8 @@ def test_an_output_left_incomplete_is_an_error_not_exit_0(extractor, tmp_path, m
         run(args, extractor=extractor)
 
 
-def test_a_posts_caption_is_read_by_the_model(extractor):
+def test_a_posts_caption_is_read_by_the_model(extractor, monkeypatch):
+    monkeypatch.setattr(extractor.model.config, "trained_with_captions", True)  # a model trained with --use_captions
     post = "Alice married Bob in a small ceremony"
     plain = extractor(post)
     captioned = extractor({"text": post, "caption": "Two people at a wedding in a garden"})

@@ -94,6 +94,8 @@ def test_training_writes_a_self_contained_run_folder(trained_run):
     best = max(curve, key=lambda r: r["validation"]["f1"])
     assert results["best_epoch"] == best["epoch"]
     assert results["splits"]["validation"]["metrics"] == best["validation"], "the saved model is the best epoch"
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["trained_with_captions"] is False  # a caption given to it later is ignored, with a warning
 
 
 def test_predictions_file_recomputes_the_reported_metrics(trained_run):
@@ -461,6 +463,7 @@ def test_captions_are_read_when_asked_and_refused_when_the_dataset_has_none(inpu
     _run(args)
     recorded = json.loads((tmp_path / "run" / "training_args.json").read_text())
     assert recorded["use_captions"] is True and recorded["caption_dropout"] == 0.5
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["trained_with_captions"] is True
     command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, tmp_path / "plain", "--use_captions")]
     refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert refused.returncode != 0 and "has no caption column" in refused.stderr
