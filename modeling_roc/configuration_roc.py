@@ -191,6 +191,16 @@ class ROCConfig(PretrainedConfig):
             Whether training read captions (`train.py --use_captions`). `False`: a caption given at inference is
             ignored with a warning, since the model never saw that segment and it only moves the scores (measured
             on the default: top-1 0.608 -> 0.567). `None` (models saved before this field): captions are used.
+        pair_pool_size (`int`, *optional*, defaults to 0):
+            Rows of the `pair_pool` buffer: pair embeddings of a sample of the training pairs, filled by train.py.
+            A relation the model was not trained on, given at call time, must beat the cosine that only
+            `new_relation_false_positive_rate` of these pairs reach. 0: no pool (new relations compete with "no
+            relation", as before).
+        new_relation_false_positive_rate (`float`, *optional*, defaults to 0.01):
+            The share of the pool's pairs a new relation's bar lets through (see `pair_pool_size`).
+        prototype_weight (`float`, *optional*, defaults to 0.5):
+            For a call-time relation given with examples: the weight of their prototype against the description's
+            embedding (1: the examples alone).
 
     Example:
 
@@ -236,6 +246,9 @@ class ROCConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         caption_tokens: bool = False,
         trained_with_captions: bool | None = None,
+        pair_pool_size: int = 0,
+        new_relation_false_positive_rate: float = 0.01,
+        prototype_weight: float = 0.5,
         **kwargs,
     ):
         self.text_config = _as_sub_config(text_config, "text_config")
@@ -266,6 +279,17 @@ class ROCConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.caption_tokens = caption_tokens
         self.trained_with_captions = trained_with_captions
+        if isinstance(pair_pool_size, bool) or not isinstance(pair_pool_size, int) or pair_pool_size < 0:
+            raise ValueError(f"`pair_pool_size` must be an integer >= 0, got {pair_pool_size!r}.")
+        self.pair_pool_size = pair_pool_size
+        if not 0.0 < float(new_relation_false_positive_rate) < 1.0:
+            raise ValueError(
+                f"`new_relation_false_positive_rate` must be in (0, 1), got {new_relation_false_positive_rate}."
+            )
+        self.new_relation_false_positive_rate = float(new_relation_false_positive_rate)
+        if not 0.0 <= float(prototype_weight) <= 1.0:
+            raise ValueError(f"`prototype_weight` must be in [0, 1], got {prototype_weight}.")
+        self.prototype_weight = float(prototype_weight)
 
         if relation_bank:
             labels = list(relation_bank)

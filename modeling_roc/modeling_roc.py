@@ -13,11 +13,12 @@ This file is copied next to the weights by `save_pretrained` (remote code): it i
 `configuration_roc`, `pipeline_roc` and `card_roc`.
 """
 
+import json
 import math
 import numbers
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +64,9 @@ class ROCOutput(ModelOutput):
             The text encoder's hidden states (embeddings, then each layer), `(batch_size, text_len, hidden_size)`.
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
             The text encoder's attention weights per layer (needs `attn_implementation="eager"`).
+        relation_bars (`torch.FloatTensor` of shape `(num_relations,)`, *optional*, with call-time `relations`):
+            The cosine similarity each given relation must pass (NaN: it competes with "no relation"); see
+            `CallTimeRelations.decision_logits`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -72,6 +76,7 @@ class ROCOutput(ModelOutput):
     logit_scale: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    relation_bars: torch.FloatTensor | None = None
 
 
 def bank_contrastive_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -107,46 +112,104 @@ def readable_label(label: str) -> str:
     return " ".join(label.replace("_", " ").replace("/", " ").split()) or label
 
 
+CALL_TIME_KEYS = ("description", "threshold", "examples", "symmetric")
+# A relation given with examples: at most this many are encoded (each is one forward pass of the pair encoder).
+MAX_CALL_TIME_EXAMPLES = 64
+
+
+def _check_example(label: str, k: int, example) -> dict:
+    """One labelled example of a call-time relation: `{"tokens": [...], "subject": span, "object": span}`."""
+    where = f"`relations[{label!r}]['examples'][{k}]`"
+    if not isinstance(example, dict) or not {"tokens", "subject", "object"} <= set(example):
+        raise ValueError(f"{where} must be a dict with 'tokens', 'subject' and 'object', got {example!r}.")
+    tokens = example["tokens"]
+    if not isinstance(tokens, (list, tuple)) or not tokens or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"{where}['tokens'] must be a non-empty list of words, got {tokens!r}.")
+    for key in ("subject", "object"):
+        span = example[key]
+        ok = isinstance(span, dict) and all(
+            isinstance(span.get(k), int) and not isinstance(span.get(k), bool) for k in ("start", "end")
+        )
+        if not ok or not 0 <= span["start"] < span["end"] <= len(tokens):
+            raise ValueError(f"{where}['{key}'] must be {{'start', 'end'}} word offsets in its tokens, got {span!r}.")
+    return {"tokens": list(tokens), "subject": dict(example["subject"]), "object": dict(example["object"])}
+
+
 @dataclass(frozen=True)
 class CallTimeRelations:
     """Relations given for one call (`relations=` of the pipelines and `forward`), in the place of the bank.
 
     `labels[0]` is the model's "no relation" label (with its trained description), then the given relations in the
-    order given; `thresholds[i]` is the cosine similarity relation i must reach to be predicted, or None (it then
-    competes with "no relation" as the bank's relations do).
+    order given. Each relation has a bar its cosine similarity must pass to be predicted (`ROCModel.relation_bars`):
+    `thresholds[i]` when given; a relation given with a trained description competes with "no relation" as
+    in the bank; any other relation (a new one) gets the bar its description or examples reach on the model's
+    `pair_pool` (pairs of its training data) at the configured false-positive rate, or competes with "no relation"
+    for a model saved without a pool. `examples[i]` (labelled pairs) make relation i's embedding their prototype
+    with its description; `symmetric[i]` says whether (A, r, B) means (B, r, A) (default False).
     """
 
     labels: tuple[str, ...]
     descriptions: tuple[str, ...]
     thresholds: tuple[float | None, ...]
+    symmetric: tuple[bool, ...] = ()
+    examples: tuple[tuple[dict, ...], ...] = ()
+    # pair embeddings of `examples`, one `(k, pair_embed_dim)` tensor (or None) per label: `ROCModel.embed_examples`
+    example_embeds: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def bank(self) -> dict[str, str]:
         return dict(zip(self.labels, self.descriptions))
 
+    @property
+    def symmetric_labels(self) -> list[str]:
+        return [label for label, symmetric in zip(self.labels, self.symmetric) if symmetric]
+
+    @property
+    def needs_example_embeds(self) -> bool:
+        return any(self.examples) and not self.example_embeds
+
     @classmethod
-    def parse(cls, relations: dict, none_label: str, none_description: str) -> "CallTimeRelations":
-        """From `{label: description}` or `{label: {"description": ..., "threshold": ...}}`; one-line errors."""
+    def parse(cls, relations, none_label: str, none_description: str) -> "CallTimeRelations":
+        """From `{label: description}` or `{label: {"description", "threshold", "examples", "symmetric"}}`, or a
+        list of labels (each described by its own words, as GLiREL takes them); one-line errors."""
         if isinstance(relations, CallTimeRelations):
             return relations
+        if isinstance(relations, (list, tuple)) and relations and all(isinstance(r, str) for r in relations):
+            if len(set(relations)) != len(relations):
+                raise ValueError(f"`relations`: a label is given twice in {list(relations)!r}.")
+            relations = {label: readable_label(label) for label in relations}
         if not isinstance(relations, dict) or not relations:
             raise ValueError(
                 "`relations` must be a non-empty dict {label: description} or {label: {'description': ..., "
-                f"'threshold': ...}}, got {relations!r}."
+                f"'threshold': ..., 'examples': [...], 'symmetric': ...}}, or a list of labels; got {relations!r}."
             )
-        labels, descriptions, thresholds = [none_label], [none_description], [None]
+        labels, descriptions, thresholds, symmetric, examples = [none_label], [none_description], [None], [False], [()]
         for label, value in relations.items():
             if not isinstance(label, str) or not label.strip():
                 raise ValueError(f"`relations`: every label must be a non-empty string, got {label!r}.")
-            if label == none_label:
-                raise ValueError(f"`relations`: {label!r} is the model's no-relation label; it is always included.")
-            threshold = None
+            if label.strip().lower() in {n.lower() for n in (*NONE_LABELS, none_label)}:
+                raise ValueError(
+                    f"`relations`: {label!r} names 'no relation' (the model's {none_label!r}); it is always included."
+                )
+            threshold, given_examples, is_symmetric = None, (), False
             if isinstance(value, dict):
-                unknown = sorted(set(value) - {"description", "threshold"})
+                unknown = sorted(set(value) - set(CALL_TIME_KEYS))
                 if unknown:
-                    raise ValueError(f"`relations[{label!r}]`: unknown keys {unknown} (description, threshold).")
+                    raise ValueError(f"`relations[{label!r}]`: unknown keys {unknown} ({', '.join(CALL_TIME_KEYS)}).")
                 threshold = value.get("threshold")
-                value = value.get("description")
+                is_symmetric = value.get("symmetric", False)
+                if not isinstance(is_symmetric, bool):
+                    raise ValueError(f"`relations[{label!r}]['symmetric']` must be a bool, got {is_symmetric!r}.")
+                raw_examples = value.get("examples") or []
+                if not isinstance(raw_examples, (list, tuple)):
+                    raise ValueError(f"`relations[{label!r}]['examples']` must be a list, got {raw_examples!r}.")
+                if len(raw_examples) > MAX_CALL_TIME_EXAMPLES:
+                    raise ValueError(
+                        f"`relations[{label!r}]['examples']`: {len(raw_examples)} given, at most "
+                        f"{MAX_CALL_TIME_EXAMPLES} are used; pass a sample."
+                    )
+                given_examples = tuple(_check_example(label, k, e) for k, e in enumerate(raw_examples))
+                value = value.get("description", readable_label(label) if given_examples else None)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"`relations[{label!r}]`: the description must be a non-empty string, got {value!r}.")
             if threshold is not None:
@@ -160,24 +223,32 @@ class CallTimeRelations:
             labels.append(label)
             descriptions.append(value.strip())
             thresholds.append(threshold)
-        return cls(tuple(labels), tuple(descriptions), tuple(thresholds))
+            symmetric.append(is_symmetric)
+            examples.append(given_examples)
+        return cls(tuple(labels), tuple(descriptions), tuple(thresholds), tuple(symmetric), tuple(examples))
 
-    def decide(self, logits: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
-        """The predicted index of each row of `logits` `(batch, len(labels))`, column 0 being "no relation".
+    def decision_logits(self, logits: torch.Tensor, logit_scale, bars: torch.Tensor | None = None) -> torch.Tensor:
+        """`logits` `(batch, len(labels))` (scaled cosines, column 0 "no relation") turned into scaled margins: each
+        relation's cosine minus its bar (`bars`, NaN: "no relation"'s cosine in that row), "no relation" at 0.
 
-        The best given relation r* (by score) is predicted when it has a threshold and its cosine similarity
-        reaches it, or has none and outscores "no relation"; otherwise "no relation" (index 0).
+        Their softmax is the score a caller shows and their argmax the decision, so a relation is predicted exactly
+        when it passes its bar by the widest margin, and the score never contradicts the decision. With no bars
+        (every relation competing with "no relation") this is the plain softmax over `logits`.
         """
-        if len(self.labels) == 1:
-            return torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-        best_score, best = logits[:, 1:].max(dim=-1)
-        best = best + 1
-        thresholds = torch.tensor(
-            [math.nan if t is None else t for t in self.thresholds], device=logits.device, dtype=logits.dtype
-        )[best]
-        similarity = best_score / logit_scale
-        accepted = torch.where(thresholds.isnan(), best_score > logits[:, 0], similarity >= thresholds)
-        return torch.where(accepted, best, torch.zeros_like(best))
+        if bars is None:
+            bars = torch.tensor(
+                [math.nan if t is None else t for t in self.thresholds], device=logits.device, dtype=logits.dtype
+            )
+        bars = bars.to(device=logits.device, dtype=logits.dtype)
+        similarity = logits / logit_scale
+        bar = torch.where(bars.isnan(), similarity[:, :1], bars.unsqueeze(0))  # (batch, labels)
+        margins = similarity - bar
+        margins[:, 0] = 0.0
+        return margins * logit_scale
+
+    def decide(self, logits: torch.Tensor, logit_scale, bars: torch.Tensor | None = None) -> torch.Tensor:
+        """The predicted index of each row of `logits`: the relation past its bar by the widest margin, else 0."""
+        return self.decision_logits(logits, logit_scale, bars).argmax(-1)
 
 
 def init_marker_embeddings(text_model: nn.Module, tokenizer) -> None:
@@ -354,6 +425,12 @@ class ROCModel(ROCPreTrainedModel):
                 # shape (1,), not (): FSDP2 cannot shard a 0-d parameter
                 self.logit_scale = nn.Parameter(torch.full((1,), math.log(1.0 / config.retrieval_temperature)))
 
+        # pair embeddings of a sample of the training pairs (filled by train.py): what a new relation's score must
+        # beat, so that it fires on about `new_relation_false_positive_rate` of the traffic the model was trained on
+        if config.pair_pool_size:
+            self.register_buffer("pair_pool", torch.zeros(config.pair_pool_size, config.pair_embed_dim))
+        else:
+            self.pair_pool = None
         self.relation_tokenizer = None
         self._relation_inputs = None  # tokenized bank, rebuilt only when the bank changes
         self._relation_cache = None  # relation embeddings, valid only in eval mode
@@ -714,20 +791,84 @@ class ROCModel(ROCPreTrainedModel):
             )
         return CallTimeRelations.parse(relations, none_label, self.config.relation_bank[none_label])
 
+    @torch.no_grad()
+    def embed_examples(self, relations: CallTimeRelations, processor) -> CallTimeRelations:
+        """`relations` with the pair embeddings of their examples (`processor` encodes them as it encodes posts)."""
+        if not relations.needs_example_embeds:
+            return relations
+        embeds = []
+        for examples in relations.examples:
+            if not examples:
+                embeds.append(None)
+                continue
+            inputs = processor(
+                [e["tokens"] for e in examples], [e["subject"] for e in examples], [e["object"] for e in examples]
+            )
+            if getattr(processor, "caption_mode", None) == "tokens":
+                inputs.update(processor.caption_token_inputs([None] * len(examples)))
+            inputs = {k: v.to(self.device) for k, v in inputs.items() if k != "labels"}
+            embeds.append(self.get_pair_features(**inputs).float())
+        return replace(relations, example_embeds=tuple(embeds))
+
     def get_call_time_relation_features(self, relations: CallTimeRelations) -> torch.Tensor:
         """H_r of a call-time relation set, `(len(relations.labels), pair_embed_dim)`, computed without touching the
-        bank or the model; kept per set while in eval mode (a server answering many calls encodes each set once)."""
-        key = (relations.labels, relations.descriptions)
+        bank or the model; kept per set while in eval mode (a server answering many calls encodes each set once).
+
+        A relation given with examples is the normalized mean of its description's embedding and its examples'
+        prototype (the mean of their normalized pair embeddings), weighted by `config.prototype_weight`.
+        """
+        if relations.needs_example_embeds:
+            raise ValueError(
+                "Relations given with examples need their pair embeddings: the pipelines and TripleExtractor compute "
+                "them; with the model alone call `model.embed_examples(relations, processor)` first."
+            )
+        key = (relations.labels, relations.descriptions, json.dumps(relations.examples, sort_keys=True))
         if not self.training and key in self._call_time_cache:
             return self._call_time_cache[key]
         states = self.encode_relation_texts(self.relation_texts(relations.bank))
         with torch.no_grad():
             embeds = self.project_relation_states(states)
+        weight = float(getattr(self.config, "prototype_weight", 0.5))
+        for i, example_embeds in enumerate(relations.example_embeds):
+            if example_embeds is not None and len(example_embeds):
+                prototype = F.normalize(F.normalize(example_embeds.to(embeds), dim=-1).mean(0), dim=-1)
+                embeds[i] = (1 - weight) * F.normalize(embeds[i], dim=-1) + weight * prototype
         if not self.training:
             if len(self._call_time_cache) >= MAX_CACHED_RELATION_SETS:
                 self._call_time_cache.pop(next(iter(self._call_time_cache)))  # the oldest set
             self._call_time_cache[key] = embeds
         return embeds
+
+    def has_pair_pool(self) -> bool:
+        return self.pair_pool is not None and bool(self.pair_pool.abs().sum() > 0)
+
+    def relation_bars(self, relations: CallTimeRelations, relation_embeds: torch.Tensor) -> torch.Tensor:
+        """The cosine similarity each relation of `relations` must pass to be predicted, `(len(labels),)`.
+
+        NaN means "compete with no relation": "no relation" itself, a relation given with a description the model
+        was trained on (under any label), and any relation of a model saved without a `pair_pool`. A given
+        `threshold` is its bar. Every other relation (new, re-described, or given with examples) gets the cosine
+        that only `config.new_relation_false_positive_rate` of the pool's pairs reach: a rule that needs no examples
+        and puts a relation the model was not trained on on the same footing as the trained ones.
+        """
+        bars = torch.full((len(relations.labels),), math.nan, device=relation_embeds.device)
+        pooled = self.has_pair_pool()
+        if pooled:
+            pool = F.normalize(self.pair_pool.to(relation_embeds), dim=-1)
+            similarity = pool @ F.normalize(relation_embeds, dim=-1).t()  # (pool, labels)
+            rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.01))
+            pool_bars = torch.quantile(similarity.float(), 1.0 - rate, dim=0)
+        trained_descriptions = set(self.config.relation_bank.values())
+        for i, description in enumerate(relations.descriptions):
+            threshold = relations.thresholds[i]
+            trained = description in trained_descriptions and not relations.examples[i]
+            if i == 0:
+                continue
+            if threshold is not None:
+                bars[i] = threshold
+            elif pooled and not trained:
+                bars[i] = pool_bars[i]
+        return bars
 
     def get_relation_features(self) -> torch.Tensor:
         """H_r for every relation of the bank, `(num_relations, pair_embed_dim)`; cached while in eval mode."""
@@ -923,13 +1064,14 @@ class ROCModel(ROCPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
         )
-        relation_embeds = logit_scale = None
+        relation_embeds = logit_scale = relation_bars = None
         if self.classifier is not None:
             logits = self.classifier(pair_embeds)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
         else:
             if relations is not None:
                 relation_embeds = self.get_call_time_relation_features(relations)
+                relation_bars = self.relation_bars(relations, relation_embeds)
             else:
                 relation_embeds = self.get_relation_features()
             relation_embeds = relation_embeds.to(device=pair_embeds.device, dtype=pair_embeds.dtype)
@@ -953,6 +1095,7 @@ class ROCModel(ROCPreTrainedModel):
             logit_scale=logit_scale,
             hidden_states=text_outputs.hidden_states if output_hidden_states else None,
             attentions=text_outputs.attentions if output_attentions else None,
+            relation_bars=relation_bars,
         )
         if return_dict is False:
             return output.to_tuple()

@@ -7,10 +7,14 @@ Output per example: the `top_k` relations `[{"relation", "score", "description"}
 `top_k=None` returns every relation, as in text-classification), where `score` is the softmax over the relation bank
 of the scaled cosine similarities.
 
-`relations={label: description | {"description", "threshold"}}` scores this call against the given relations (plus
-the model's "no relation") instead of the bank; the model is unchanged. Each entry then also has `similarity` (the
-cosine), and the first entry is the prediction: the best given relation if it has a threshold its similarity reaches,
-or no threshold and a score above "no relation"; else "no relation". This file is copied next to the weights.
+`relations={label: description | {"description", "threshold", "examples", "symmetric"}}` (or a list of labels, each
+described by its own words) scores this call against the given relations (plus the model's "no relation") instead of
+the bank; the model is unchanged. Each relation must pass a bar (`threshold`): the given one, else for a relation the
+model was not trained on the cosine only 1% of its training pairs reach (`ROCModel.relation_bars`), else "no
+relation"'s own similarity. Each entry then also has `similarity` (the cosine) and `threshold` (its bar, None where it
+competes with "no relation"), and `score` is the softmax of the margins past the bars, so the first entry is always
+the prediction. `examples` (a few labelled pairs) make the relation's embedding their prototype with its
+description. This file is copied next to the weights.
 """
 
 from typing import Any
@@ -84,7 +88,9 @@ class ROCRelationExtractionPipeline(Pipeline):
                 raise ValueError(f"`top_k` must be an integer >= 1, or None for every relation; got {top_k!r}.")
             postprocess_kwargs["top_k"] = top_k
         if relations is not None:
-            relation_set = self.scoring_model.call_time_relations(relations)  # checked once per call, not per example
+            model = self.scoring_model
+            relation_set = model.call_time_relations(relations)  # checked once per call, not per example
+            relation_set = model.embed_examples(relation_set, self.processor)  # examples encoded once per call
             forward_kwargs["relations"] = postprocess_kwargs["relations"] = relation_set
         return {}, forward_kwargs, postprocess_kwargs
 
@@ -140,42 +146,38 @@ class ROCRelationExtractionPipeline(Pipeline):
         if relations is None:
             return {"logits": self.scoring_model(**model_inputs).logits}
         outputs = self.scoring_model(**model_inputs, relations=relations)
-        # one value per example, so that batched outputs split back into examples
-        return {"logits": outputs.logits, "logit_scale": outputs.logit_scale.reshape(1).expand(len(outputs.logits))}
+        # one row per example, so that batched outputs split back into examples
+        batch = len(outputs.logits)
+        return {
+            "logits": outputs.logits,
+            "logit_scale": outputs.logit_scale.reshape(1).expand(batch),
+            "relation_bars": outputs.relation_bars.reshape(1, -1).expand(batch, -1),
+        }
 
     def postprocess(
         self, model_outputs: dict[str, torch.Tensor], top_k: int | None = DEFAULT_TOP_K, relations=None
     ) -> list[dict[str, Any]]:
         logits = model_outputs["logits"][0].float()
-        probabilities = logits.softmax(-1)
         if relations is None:
             labels, bank = self.model.config.relation_labels, self.model.config.relation_bank
+            probabilities = logits.softmax(-1)
         else:
+            # the score is the softmax of each relation's margin past its bar, so the best score is the decision
             labels, bank = list(relations.labels), relations.bank
+            scale = model_outputs["logit_scale"].float().reshape(-1)[0]
+            bars = model_outputs["relation_bars"].float().reshape(-1, len(labels))[0]
+            probabilities = relations.decision_logits(logits[None], scale, bars)[0].softmax(-1)
+            similarity = (logits / scale).tolist()
         scores, indices = probabilities.topk(len(labels) if top_k is None else min(top_k, len(labels)))
         ranked = [
             {"relation": labels[i], "score": score, "description": bank[labels[i]]}
             for score, i in zip(scores.tolist(), indices.tolist())
         ]
         if relations is not None:
-            scale = model_outputs["logit_scale"].float().reshape(-1)[0]
-            similarity = (logits / scale).tolist()
             for entry in ranked:
-                entry["similarity"] = similarity[labels.index(entry["relation"])]
-            # the prediction first: a relation given with a threshold is decided by its threshold, not by `score`
-            predicted = labels[int(relations.decide(logits[None], scale)[0])]
-            ranked.sort(key=lambda entry: entry["relation"] != predicted)
-            if ranked[0]["relation"] != predicted:  # cut off by top_k
-                i = labels.index(predicted)
-                ranked = [
-                    {
-                        "relation": predicted,
-                        "score": float(probabilities[i]),
-                        "description": bank[predicted],
-                        "similarity": similarity[i],
-                    },
-                    *ranked[:-1],
-                ]
+                i = labels.index(entry["relation"])
+                entry["similarity"] = similarity[i]
+                entry["threshold"] = None if i == 0 or bars[i].isnan() else float(bars[i])
         return ranked
 
 

@@ -225,10 +225,13 @@ class PairScores:
     probabilities: torch.Tensor  # (pairs, labels)
     predicted: torch.Tensor  # (pairs,)
     similarity: torch.Tensor | None = None  # (pairs, labels), call-time relations only
+    symmetric: tuple[str, ...] = ()  # labels whose two directions are one fact
 
     def __getitem__(self, rows) -> "PairScores":
         similarity = None if self.similarity is None else self.similarity[rows]
-        return PairScores(self.labels, self.bank, self.probabilities[rows], self.predicted[rows], similarity)
+        return PairScores(
+            self.labels, self.bank, self.probabilities[rows], self.predicted[rows], similarity, self.symmetric
+        )
 
 
 @dataclass
@@ -464,8 +467,11 @@ class TripleExtractor:
         return None
 
     def relation_set(self, relations: dict | None) -> "CallTimeRelations | None":
-        """`relations` of a call checked once against the model (None: the bank)."""
-        return call_time_relation_set(self.model, relations)
+        """`relations` of a call checked once against the model, their examples encoded (None: the bank)."""
+        relation_set = call_time_relation_set(self.model, relations)
+        if relation_set is None or isinstance(relations, CallTimeRelations):
+            return relation_set
+        return self.model.embed_examples(relation_set, self.processor)
 
     def score_pairs(
         self,
@@ -480,6 +486,7 @@ class TripleExtractor:
         labels = self.labels if relations is None else list(relations.labels)
         logits_all = torch.empty(len(items), len(labels))
         scale = torch.tensor(1.0)
+        bars = torch.full((len(labels),), float("nan"))
         order = sorted(range(len(items)), key=lambda k: len(items[k][0]))
         device = self.model.device
         for begin in range(0, len(order), self.batch_size):
@@ -500,16 +507,22 @@ class TripleExtractor:
             logits_all[chunk] = outputs.logits.float().cpu()  # (pairs, relations)
             if outputs.logit_scale is not None:
                 scale = outputs.logit_scale.float().cpu()
+            if outputs.relation_bars is not None:
+                bars = outputs.relation_bars.float().cpu()
         if relations is None:
+            symmetric = tuple(getattr(self.model.config, "symmetric_relations", None) or ())
             return PairScores(
-                self.labels, self.model.config.relation_bank, logits_all.softmax(-1), logits_all.argmax(-1)
-            )
+                self.labels, self.model.config.relation_bank, logits_all.softmax(-1), logits_all.argmax(-1),
+                symmetric=symmetric,
+            )  # fmt: skip
+        decision = relations.decision_logits(logits_all, scale, bars)  # margins past the bars: score = decision
         return PairScores(
             labels,
             relations.bank,
-            logits_all.softmax(-1),
-            relations.decide(logits_all, scale),
+            decision.softmax(-1),
+            decision.argmax(-1),
             logits_all / scale,
+            tuple(relations.symmetric_labels),
         )
 
     def _pair_items(self, post: PreparedPost) -> list[tuple]:
@@ -547,7 +560,7 @@ class TripleExtractor:
                 triple["similarity"] = float(scores.similarity[row, label_id])
             found.append(triple)
         found.sort(key=lambda triple: -triple["score"])
-        found = once_per_symmetric_pair(found, getattr(self.model.config, "symmetric_relations", None) or ())
+        found = once_per_symmetric_pair(found, scores.symmetric)
         return found if top_k is None else found[:top_k]
 
     def rank_pairs(
@@ -734,7 +747,7 @@ class ROCTripleExtractionPipeline(Pipeline):
         relations: dict | None = None,
     ):
         _check_thresholds(min_score, top_k, 1)
-        relations = call_time_relation_set(self.model, relations)
+        relations = None if relations is None else self.extractor.relation_set(relations)
         preprocess = {
             k: v
             for k, v in (("image", image), ("type_filter", type_filter), ("relations", relations))

@@ -240,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--max_length", type=int, default=128, help="Token budget of the marked text.")
     model.add_argument("--relation_max_length", type=int, default=64, help="Token budget of a relation description.")
+    model.add_argument(
+        "--pair_pool_size",
+        type=non_negative_int,
+        default=1024,
+        help="Training pairs whose embeddings the model keeps (its pair_pool, 1 KB each at width 256): a relation "
+        "given at call time that the model was not trained on must beat what only 1%% of them reach (the config's "
+        "new_relation_false_positive_rate). 0: none (such relations compete with no relation). Default: %(default)s.",
+    )
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", help="Run folder (model, results, checkpoints/).")

@@ -268,7 +268,9 @@ def fetch_named_encoders(args: argparse.Namespace, is_main_process: bool) -> Non
             raise SystemExit(f"error: --text_encoder {name}: {err}") from None
 
 
-def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) -> tuple[ROCModel, ROCProcessor]:
+def build_model_and_processor(
+    args: argparse.Namespace, label_names: list[str], train_size: int = 0
+) -> tuple[ROCModel, ROCProcessor]:
     if args.model_name_or_path:
         try:
             model = ROCModel.from_pretrained(args.model_name_or_path)
@@ -288,6 +290,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
     unknown = sorted(set(symmetric) - set(bank))
     if unknown:
         raise SystemExit(f"error: --symmetric_relations {unknown} are not labels of the relation bank {list(bank)}")
+    pair_pool_size = min(args.pair_pool_size, train_size) if args.head == "retrieval" else 0
     model = ROCModel.from_encoders(
         args.text_encoder,
         relation_bank=bank,
@@ -312,6 +315,7 @@ def build_model_and_processor(args: argparse.Namespace, label_names: list[str]) 
         freeze_relation_encoder=args.freeze_relation_encoder,
         caption_tokens=args.use_captions and args.caption_mode == "tokens",
         trained_with_captions=bool(args.use_captions),
+        pair_pool_size=pair_pool_size,
     )
     processor = ROCProcessor.from_encoders(
         args.text_encoder,
@@ -524,6 +528,26 @@ def train_one_epoch(
             save_checkpoint(accelerator, state, args.checkpoints_total_limit)
     local_mean = torch.tensor(state.epoch_loss_sum / max(state.batches_done, 1), device=accelerator.device)
     return accelerator.reduce(local_mean, reduction="mean").item()
+
+
+@torch.no_grad()
+def fill_pair_pool(model, dataset, collator: ROCDataCollator, accelerator: Accelerator, seed: int) -> None:
+    """Embed a seeded sample of the training pairs into the model's `pair_pool` (every process the same sample), so
+    the saved model knows how its own training traffic scores against a relation given at call time."""
+    unwrapped = accelerator.unwrap_model(model)
+    pool = getattr(unwrapped, "pair_pool", None)
+    if pool is None:
+        return
+    rows = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: len(pool)].tolist()
+    model.eval()
+    embeds = []
+    for start in range(0, len(rows), 64):
+        batch = collator([dataset[i] for i in rows[start : start + 64]])
+        inputs = {k: v.to(accelerator.device) for k, v in batch.items() if k not in ("labels", "example_index")}
+        with accelerator.autocast():  # through the prepared model: under FSDP only it sees whole weights
+            embeds.append(model(**inputs).pair_embeds.float())
+    pool.copy_(torch.cat(embeds).to(pool))
+    model.train()
 
 
 def save_model(model, processor: ROCProcessor, accelerator: Accelerator, output_dir: Path) -> None:
@@ -755,7 +779,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         if args.model_name_or_path is None:
             fetch_named_encoders(args, accelerator.is_main_process)
     negative_id = negative_label_id(label_names)
-    model, processor = build_model_and_processor(args, label_names)
+    train_size = len(splits[args.train_split]) if args.do_train and args.train_split in splits else 0
+    model, processor = build_model_and_processor(args, label_names, train_size)
     if args.use_captions and "caption" not in next(iter(splits.values())).column_names:
         raise SystemExit(
             f"error: --use_captions: {args.dataset_name_or_path} has no caption column (build --captions)"
@@ -905,6 +930,7 @@ def _train_and_evaluate(
             accelerator.print(f"epoch {epoch + 1}: {json.dumps(record)}")
             if metrics["f1"] > state.best_f1:
                 state.best_f1, state.best_epoch = metrics["f1"], epoch + 1
+                fill_pair_pool(model, splits[args.train_split], collator, accelerator, args.seed)
                 save_model(model, processor, accelerator, output_dir)
             state.batches_done, state.epoch_loss_sum = 0, 0.0
             state.epoch = epoch + 1

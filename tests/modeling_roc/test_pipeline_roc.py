@@ -190,7 +190,7 @@ def test_relations_given_at_call_time_replace_the_bank_for_that_call_only(pipe):
     founded = "The subject person founded the object organisation."
     result = pipe(EXAMPLE, relations={"founded_by": founded}, top_k=None)
     assert {r["relation"] for r in result} == {"None", "founded_by"}
-    assert all(set(r) == {"relation", "score", "description", "similarity"} for r in result)
+    assert all(set(r) == {"relation", "score", "description", "similarity", "threshold"} for r in result)
     assert sum(r["score"] for r in result) == pytest.approx(1.0, abs=1e-5)
     # a threshold decides: -1 is always reached, 1 never (random weights: cosines are strictly inside)
     assert pipe(EXAMPLE, relations={"founded_by": {"description": founded, "threshold": -1.0}})[0]["relation"] == (
@@ -198,6 +198,61 @@ def test_relations_given_at_call_time_replace_the_bank_for_that_call_only(pipe):
     )
     assert pipe(EXAMPLE, relations={"founded_by": {"description": founded, "threshold": 1.0}})[0]["relation"] == "None"
     assert {r["relation"] for r in pipe(EXAMPLE, top_k=None)} == set(TINY_BANK), "the bank is back for the next call"
+
+
+def test_the_score_shown_is_what_decided_a_thresholded_relation(pipe):
+    founded = "The subject person founded the object organisation."
+    for threshold in (-1.0, 1.0, None):
+        relation = {"description": founded, "threshold": threshold}
+        result = pipe(EXAMPLE, relations={"founded_by": relation, "works_at": "The subject works at the object."})
+        scores = [r["score"] for r in result]
+        assert scores == sorted(scores, reverse=True), "ordered by the score shown"
+        top = result[0]
+        by_label = {r["relation"]: r for r in result}
+        if threshold == -1.0:  # always passed: predicted, and its score is the highest
+            assert top["relation"] == "founded_by" and top["threshold"] == -1.0 and top["score"] > 0.5
+        if threshold == 1.0:  # never passed: never first
+            assert top["relation"] != "founded_by" and by_label["founded_by"]["threshold"] == 1.0
+        for entry in result:  # a relation outscores "no relation" exactly when it passes its bar
+            if entry["relation"] != "None":
+                bar = entry["threshold"] if entry["threshold"] is not None else by_label["None"]["similarity"]
+                assert (entry["score"] > by_label["None"]["score"]) == (entry["similarity"] > bar)
+
+
+def test_examples_given_at_call_time_decide_without_changing_the_model(make_model, processor):
+    model = make_model(pair_pool_size=6, prototype_weight=1.0).eval()
+    others = [("Bob Smith works for Google in London".split(), (0, 2), (4, 5)),
+              ("Alice joined the Red Cross last year".split(), (0, 1), (3, 5))] * 3  # fmt: skip
+    with torch.no_grad():
+        pool = model.get_pair_features(**processor(
+            [t for t, _, _ in others], [{"start": a, "end": b, "type": "PERSON"} for _, (a, b), _ in others],
+            [{"start": a, "end": b, "type": "ORG"} for _, _, (a, b) in others]))  # fmt: skip
+        model.pair_pool.copy_(pool)
+    bank_before = dict(model.config.relation_bank)
+    features_before = model.get_relation_features().clone()
+    pipe = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="float32")
+    odd = "The subject is a kind of weather that falls on the object."
+    without = pipe(EXAMPLE, relations={"engaged_to": odd}, top_k=None)
+    with_examples = pipe(EXAMPLE, relations={"engaged_to": {"description": odd, "examples": [EXAMPLE]}}, top_k=None)
+    entry = {r["relation"]: r for r in with_examples}["engaged_to"]
+    assert entry["similarity"] == pytest.approx(1.0, abs=1e-4)  # the prototype of the pair itself
+    assert entry["threshold"] is not None and entry["threshold"] < 1.0  # the pool's bar, not "no relation"'s
+    assert with_examples[0]["relation"] == "engaged_to"
+    assert {r["relation"]: r["similarity"] for r in without}["engaged_to"] != entry["similarity"]
+    assert model.config.relation_bank == bank_before and torch.equal(model.get_relation_features(), features_before)
+    # a trained relation given with its trained description competes with "no relation", as in the bank
+    trained = pipe(EXAMPLE, relations={"/per/per/couple": TINY_BANK["/per/per/couple"]}, top_k=None)
+    assert all(r["threshold"] is None for r in trained)
+
+
+def test_call_time_labels_as_a_list_and_no_relation_spellings(pipe):
+    result = pipe(EXAMPLE, relations=["founded_by", "/per/org/member_of"], top_k=None)
+    assert {r["relation"]: r["description"] for r in result}["/per/org/member_of"] == "per org member of"
+    for spelled in ("none", " None", "NA"):
+        with pytest.raises(ValueError, match="names 'no relation'"):
+            pipe(EXAMPLE, relations={spelled: "nothing"})
+    with pytest.raises(ValueError, match=r"\['examples'\]\[0\]"):
+        pipe(EXAMPLE, relations={"founded_by": {"examples": [{"tokens": ["a"], "subject": {}, "object": {}}]}})
 
 
 def test_a_bf16_model_with_images_casts_the_pixels_to_its_own_dtype(make_model, processor):

@@ -163,7 +163,9 @@ def test_relations_given_at_call_time_are_extracted_and_thresholds_decide(extrac
     weds = {"weds": bank[COUPLE]}  # the trained couple description under a new name
     triples = extractor(post, relations=weds)
     assert ("Alice", "weds", "Bob") in triple_keys(triples) and all("similarity" in t for t in triples)
-    assert triples == extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": -1.0}})[:2]
+    passed = extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": -1.0}})
+    assert triple_keys(passed)[:2] == triple_keys(triples)  # -1 is always passed, and by a wider margin:
+    assert passed[0]["score"] > triples[0]["score"]  # the score is what decided
     assert extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": 1.0}}) == []
     assert COUPLE in {t["relation"] for t in extractor(post)}, "the bank is back for the next call"
     pipe = ROCTripleExtractionPipeline(model=extractor.model, processor=extractor.processor, ner=FakeTagger())
@@ -340,6 +342,15 @@ def test_the_extractor_ignores_a_caption_for_a_model_trained_without_them(extrac
     assert "trained without captions" in caplog.text
     assert ignored == extractor.extract([{"text": post["text"]}], min_score=0.0)[0]["triples"]
     assert [t["score"] for t in read] != [t["score"] for t in ignored]
+
+
+def test_symmetry_follows_the_relation_given_at_call_time_not_its_name(extractor):
+    post = "Alice married Bob in a small ceremony"
+    proposed = {"description": "The subject proposed to the object.", "threshold": -1.0}  # always passed
+    both = extractor(post, relations={"/per/per/couple": proposed})
+    assert sorted((t["subject"]["text"], t["object"]["text"]) for t in both) == [("Alice", "Bob"), ("Bob", "Alice")]
+    one = extractor(post, relations={"/per/per/couple": {**proposed, "symmetric": True}})
+    assert len(one) == 1
 
 
 def test_a_resume_with_other_settings_is_refused_naming_them(extractor, tmp_path):

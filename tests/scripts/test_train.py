@@ -96,6 +96,11 @@ def test_training_writes_a_self_contained_run_folder(trained_run):
     assert results["splits"]["validation"]["metrics"] == best["validation"], "the saved model is the best epoch"
     config = json.loads((trained_run / "config.json").read_text())
     assert config["trained_with_captions"] is False  # a caption given to it later is ignored, with a warning
+    from safetensors.torch import load_file
+
+    pool = load_file(str(trained_run / "model.safetensors"))["pair_pool"]
+    assert config["pair_pool_size"] == len(pool) == 48  # the whole tiny training split (the cap is 1024)
+    assert (pool.abs().sum(-1) > 0).all(), "every row is a training pair's embedding"
 
 
 def test_predictions_file_recomputes_the_reported_metrics(trained_run):
