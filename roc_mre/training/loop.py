@@ -31,6 +31,7 @@ from datasets_scripts.locking import OutputLock
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank, symmetric_relations
 from modeling_roc import ROCModel, ROCProcessor
 from modeling_roc.configuration_roc import FETCHED_ENCODERS
+from modeling_roc.precision_roc import BFLOAT16_EMULATED, cpu_has_native_bfloat16
 from roc_mre.encoders import FetchError, cached_encoder, fetch_encoder
 from roc_mre.labels import find_none_label
 from roc_mre.metrics import RE_F1
@@ -767,6 +768,11 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         raise SystemExit(
             "error: mixed precision fp16 (from --mixed_precision or the Accelerate config) needs a GPU; on CPU "
             "Accelerate would run fp32 and record fp16. Use --mixed_precision bf16 or no."
+        )
+    if accelerator.mixed_precision == "bf16" and accelerator.device.type == "cpu" and not cpu_has_native_bfloat16():
+        logger.warning(
+            "mixed precision bf16 on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): "
+            f"{BFLOAT16_EMULATED} Use --mixed_precision no on this CPU."
         )
     set_seed(args.seed)
     settings = effective_settings(accelerator)

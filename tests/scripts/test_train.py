@@ -763,3 +763,15 @@ def test_the_training_state_check_refuses_what_train_py_never_writes():
             TrainingState.check({**good, key: value})
     with pytest.raises(ValueError, match="must hold exactly"):
         TrainingState.check({**good, "planted": 1})
+
+
+def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_with_the_measured_cost(
+    inputs, tmp_path, monkeypatch, caplog
+):
+    import roc_mre.training.loop as loop
+    from roc_mre.training.cli import main
+
+    monkeypatch.setattr(loop, "cpu_has_native_bfloat16", lambda: False)
+    with caplog.at_level("WARNING"):
+        main(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--mixed_precision", "bf16"))
+    assert "13x slower" in caplog.text and "--mixed_precision no" in caplog.text
