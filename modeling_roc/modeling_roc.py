@@ -598,9 +598,14 @@ class ROCModel(ROCPreTrainedModel):
         max_shard_size: int | str | None = "50GB",
         tags: list[str] | None = None,
         license: str | None = None,
+        processor=None,
     ) -> str:
-        """`PreTrainedModel.push_to_hub` (same arguments, plus `license`), with a ROC model card instead of
-        transformers' generic one, in one commit.
+        """`PreTrainedModel.push_to_hub` (same arguments, plus `license` and `processor`), with a ROC model card
+        instead of transformers' generic one, in one commit.
+
+        `processor` (the run's `ROCProcessor`, as `Trainer.push_to_hub` pushes its processing class) is required:
+        without its files the published repo would not load in `pipeline(...)` or `AutoProcessor`, and the card's
+        snippet would fail.
 
         When the repo has no `README.md` yet, the card is `card_roc.roc_model_card`: the relations and their
         descriptions, usage (with relations chosen at call time), license (default Apache-2.0) and citation. It says
@@ -609,6 +614,12 @@ class ROCModel(ROCPreTrainedModel):
         """
         import tempfile
 
+        if processor is None or not hasattr(processor, "save_pretrained"):
+            raise ValueError(
+                "push_to_hub needs the processor too (processor=ROCProcessor.from_pretrained(run) or "
+                "AutoProcessor.from_pretrained(run, trust_remote_code=True)): without its tokenizer and "
+                "processor_config.json the published repo does not load in pipeline(...) or AutoProcessor."
+            )
         from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
         from huggingface_hub.errors import EntryNotFoundError
 
@@ -627,6 +638,7 @@ class ROCModel(ROCPreTrainedModel):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, max_shard_size=max_shard_size)
+            processor.save_pretrained(folder)
             card.save(os.path.join(folder, "README.md"))
             operations = [
                 CommitOperationAdd(path_in_repo=os.path.relpath(os.path.join(root, name), folder).replace(os.sep, "/"),

@@ -17,17 +17,26 @@ from modeling_roc.card_roc import DEFAULT_LICENSE, ROC_CITATION
 SECRET = "hf_cardTestTokenThatMustNotLeak0123456789"
 PUSH = """
 import sys
-from transformers import AutoModel
+from transformers import AutoModel, AutoProcessor
 model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
-print(model.push_to_hub("org/roc-card", license="mit", tags=["my-tag"], commit_message="ROC weights"))
+try:
+    model.push_to_hub("org/roc-card")
+except ValueError as err:
+    print("refused:", err, file=sys.stderr)
+processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+print(model.push_to_hub("org/roc-card", license="mit", tags=["my-tag"], commit_message="ROC weights",
+                        processor=processor))
 """
 
 
 @pytest.mark.slow
 def test_model_push_to_hub_writes_a_roc_card_in_one_commit(make_model, tokenizer, tmp_path):
+    from modeling_roc import ROCProcessor
+
     model = make_model(vision_model_name=None)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
+    ROCProcessor(tokenizer=tokenizer).save_pretrained(tmp_path / "model")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT")}
     with HubStub() as hub:
         env.update(HF_ENDPOINT=hub.url, HF_TOKEN=SECRET, HF_HOME=str(tmp_path / "hf-home"))
@@ -37,9 +46,11 @@ def test_model_push_to_hub_writes_a_roc_card_in_one_commit(make_model, tokenizer
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert SECRET not in done.stdout + done.stderr
-    (commit,) = hub.commits  # one commit: weights, code and card together
+    assert "refused: push_to_hub needs the processor too" in done.stderr  # no repo that pipeline() cannot load
+    (commit,) = hub.commits  # one commit: weights, code, processor and card together
     assert commit.summary == "ROC weights" and done.stdout.strip().startswith(hub.url)
-    assert {"config.json", "model.safetensors", "modeling_roc.py", "card_roc.py", "README.md"} <= set(commit.files)
+    assert {"config.json", "model.safetensors", "modeling_roc.py", "card_roc.py", "README.md", "processor_config.json",
+            "tokenizer.json", "processing_roc.py"} <= set(commit.files)  # fmt: skip
     card = commit.files["README.md"].decode()
     assert "automatically generated" not in card  # not transformers' generic card
     assert "license: mit" in card and "my-tag" in card and "library_name: transformers" in card
