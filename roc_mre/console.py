@@ -38,3 +38,10 @@ def fetch_encoder() -> None:
     from roc_mre.encoders import main
 
     main()
+
+
+def demo() -> None:
+    """`roc-demo`: serve the Gradio demo of a run folder or Hub id (`python app.py`, `python -m roc_mre.demo`)."""
+    from roc_mre.demo import main
+
+    main()

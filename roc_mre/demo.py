@@ -424,3 +424,7 @@ def main(argv: list[str] | None = None, folder: Path | None = None) -> None:
         raise load_failure("--model", model, err) from err
     demo = build_demo(backend, example_posts(args.examples))
     demo.launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()
