@@ -7,6 +7,8 @@ cuts any other absolute local path (`datasets_scripts.redaction.redact_local_pat
 
 import argparse
 import json
+import os
+import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -48,3 +50,29 @@ def write_result(path: Path, record: dict) -> Path:
 
 
 __all__ = ["positive_int", "repo_relative", "result_name", "write_result"]
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+
+
+def cpu_record() -> dict:
+    """Which CPU a speed figure is from: model, vendor, the flags that pick torch's kernels, torch's own capability
+    (`ATEN_CPU_CAPABILITY` can lower it) and any ISA caps set in the environment, so a table names its CPU family."""
+    import torch
+
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set(info.get("flags", "").split())
+    return {
+        "model": info.get("model name", platform.processor()),
+        "vendor": info.get("vendor_id", ""),
+        "flags": {flag: flag in flags for flag in CPU_FLAGS},
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "emulation": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+        "threads": torch.get_num_threads(),
+    }
