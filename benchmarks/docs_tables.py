@@ -332,6 +332,41 @@ def newcomer_table() -> str:
     return table(["step", "command", "seconds"], rows, "llr")
 
 
+def call_time_table() -> str:
+    """Relations given at call time with N examples (`benchmarks/call_time_relations.py`): per shots, pool rate and
+    prototype weight, the means over folds (and draws) of the cost to the seen relations and the unseen scores."""
+    rows = []
+    for name, run in results("call_time_relations_"):
+        for row in run["summary"]:
+            rows.append([
+                f"`{name}`", str(row["folds"]), str(row["shots"]), number(row["rate"], 3),
+                number(row["prototype_weight"], 1), signed(row["seen_f1_change"]), number(row["unseen_precision"]),
+                number(row["unseen_recall"]), f"**{number(row['unseen_f1'])}**",
+                number(row["gold_first_among_held_out"]),
+            ])  # fmt: skip
+    return table(
+        ["results file", "folds", "shots", "pool rate", "prototype weight", "Δ seen F1", "unseen P", "unseen R",
+         "unseen F1", "gold first among held-out %"],
+        rows,
+        "lrrrrrrrrr",
+    )  # fmt: skip
+
+
+def encoder_speed_table() -> str:
+    """Pair-pipeline throughput per run and precision (`benchmarks/encoder_speed.py`), with the CPU measured on."""
+    rows = []
+    for name, run in results("encoder_speed_"):
+        cpu = run["cpu"]
+        flags = ", ".join(flag for flag, present in cpu["flags"].items() if present)
+        for row in run["results"]:
+            precision = row["precision"] + (f" ({row['resolved_precision']})" if row["precision"] == "auto" else "")
+            rows.append([
+                f"`{name}`", f"{row['text_layers']} x {row['text_hidden']}", precision,
+                number(row["examples_per_s"], 1), f"{cpu['vendor']} ({flags})",
+            ])  # fmt: skip
+    return table(["results file", "text encoder", "precision", "examples/s", "CPU"], rows, "lllrl")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "headline": headline_table,
     "quality": quality_table,
@@ -343,6 +378,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "precision": precision_table,
     "extraction": extraction_table,
     "newcomer": newcomer_table,
+    "call_time": call_time_table,
+    "encoder_speed": encoder_speed_table,
 }
 
 

@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from datasets_scripts.mnre import CITATION as MNRE_CITATION
 from datasets_scripts.more import CITATION as MORE_CITATION
 from modeling_roc.card_roc import ROC_CITATION, escape_cell
+from modeling_roc.configuration_roc import FETCHED_ENCODERS
 from modeling_roc.pipeline_roc import TASK
 from roc_mre.hub import DEFAULT_LICENSE
 
@@ -52,7 +53,7 @@ METRICS = (
     ("weighted_f1", "Weighted F1, None included (%)", "f1", "weighted"),
 )
 # Encoders known under a project name whose weights are a copy of a Hub model (for the card's `base_model`).
-EMBEDDED_BASE_MODELS = {"embedded:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+EMBEDDED_BASE_MODELS = {"embedded:all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2", **FETCHED_ENCODERS}
 # A relation the usage snippet adds to show retrieval's promise (new relations, no retraining).
 NEW_RELATION = ("/org/per/founded_by", "The subject is an organization founded by the object, a person.")
 # The score offset the snippet gives the new relation, and where the value comes from: the unseen-relation benchmark
