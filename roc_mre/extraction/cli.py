@@ -64,6 +64,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roc_mre.extraction")
 
 
+def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object as a dict, refusing a key written twice (`json` would keep the last one silently)."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"the key(s) {repeated} appear more than once")
+    return dict(pairs)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m roc_mre.extraction",
@@ -171,8 +180,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--input {args.input} is not a file.")
     if args.relations is not None:
         try:
-            args.relations = json.loads(Path(args.relations).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            args.relations = json.loads(
+                Path(args.relations).read_text(encoding="utf-8"), object_pairs_hook=_without_duplicate_keys
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as err:
             parser.error(f"--relations {args.relations}: not a readable JSON file ({err}).")
         if not isinstance(args.relations, dict) or not args.relations:
             parser.error("--relations: expected a non-empty JSON object {label: description}.")

@@ -93,6 +93,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """argparse type: a seed numpy and torch both take (a negative one was a traceback deep in `set_seed`)."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
 def check_report_to(value: str, parser: argparse.ArgumentParser) -> str:
     """`--report_to` with every named tracker installed, or a parser error naming the missing one (as Trainer fails).
 
@@ -321,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON {label: text or [texts]}: more wordings of the bank's relations; every step each relation is "
         "represented by one of its wordings (its description included), drawn at random.",
     )
-    train.add_argument("--seed", type=int, default=42, help="Seeds weights, shuffling, dropout and augmentation.")
+    train.add_argument(
+        "--seed", type=seed_int, default=42, help="Seeds weights, shuffling, dropout and augmentation (0 to 2**32-1)."
+    )
     train.add_argument(
         "--checkpointing_steps", help="Save state every N optimizer steps, or 'epoch'.", default="epoch"
     )

@@ -752,3 +752,12 @@ def test_a_symmetric_relation_is_reported_once_per_pair(trained_run):
     plain.model.config.symmetric_relations = ["/per/per/couple"]  # the model it scores with (a copy below float32)
     (once,) = plain(post)
     assert once == both[0]  # the higher-scored direction
+
+
+def test_a_relations_file_with_a_label_written_twice_is_refused(tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "Alice married Bob"}\n')
+    (tmp_path / "relations.json").write_text('{"weds": "The two married.", "weds": "The two are engaged."}')
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "unused", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o.jsonl"),
+                    "--relations", str(tmp_path / "relations.json")])  # fmt: skip
+    assert "['weds'] appear more than once" in capsys.readouterr().err

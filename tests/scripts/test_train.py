@@ -775,3 +775,9 @@ def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_with_the_measured_c
     with caplog.at_level("WARNING"):
         main(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--mixed_precision", "bf16"))
     assert "13x slower" in caplog.text and "--mixed_precision no" in caplog.text
+
+
+def test_a_negative_seed_is_a_flag_error(capsys):
+    with pytest.raises(SystemExit):
+        _args("--seed", "-1")
+    assert "--seed: must be an integer from 0 to 2**32 - 1, got -1" in capsys.readouterr().err
