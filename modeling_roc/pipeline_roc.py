@@ -25,7 +25,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .configuration_roc import CAPTIONS_IGNORED, reads_captions
-from .precision_roc import for_inference, precision_from_quantize
+from .precision_roc import for_inference, precision_from_quantize, resolve_precision
 from .processing_roc import is_visual_object
 
 
@@ -50,7 +50,8 @@ class ROCRelationExtractionPipeline(Pipeline):
         float32), `"float32"`, `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given
         is not changed.
         `quantize="int8"` is the older spelling of `precision="int8"`. A copy (bfloat16, int8) is made again when
-        `self.model`'s config changes (`pipe.model.set_relation_bank(...)`); in-place weight changes are not seen."""
+        `self.model`'s config or weights change (`pipe.model.set_relation_bank(...)`, `load_state_dict`).
+        `self.resolved_precision` says what `precision` chose on this machine."""
         precision = precision_from_quantize(precision, quantize)
         super().__init__(*args, **kwargs)
         if self.processor is None:
@@ -58,13 +59,17 @@ class ROCRelationExtractionPipeline(Pipeline):
         self.tokenizer = self.processor.tokenizer  # lets the base class pad batches (batch_size > 1)
         # scored with a copy at `precision`; `self.model` stays as given, so `save_pretrained` writes the float32 model
         self.precision = precision
-        self._scoring = (None, None)  # (the given model's config as JSON, the copy made from it)
+        # what `precision` means here ("auto" differs by CPU): said once, and kept for callers to read
+        self.resolved_precision = resolve_precision(precision, self.model.device)
+        logger.info(f"scoring in {self.resolved_precision} (precision={precision!r})")
+        self._scoring = (None, None)  # (the given model's config and weight versions, the copy made from it)
         self.scoring_model  # noqa: B018 - made now, so that a bad `precision` fails here, in one line
 
     @property
     def scoring_model(self):
-        """The model the pipeline scores with: `self.model` at `self.precision`, remade after its config changed."""
-        state = self.model.config.to_json_string()
+        """The model the pipeline scores with: `self.model` at `self.precision`, remade after its config or any of its
+        weights changed (`set_relation_bank`, `load_state_dict`, a training step: each bumps a tensor's version)."""
+        state = (self.model.config.to_json_string(), tuple(p._version for p in self.model.parameters()))
         if self._scoring[0] != state:
             self._scoring = (state, for_inference(self.model, self.precision))
         return self._scoring[1]

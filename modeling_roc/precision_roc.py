@@ -63,8 +63,9 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
     """`model` in eval mode at `precision` (see `resolve_precision`): the model itself, as given, for `"float32"`
-    (a model already cast to another dtype stays so), else a copy from
-    `bfloat16_encoders` or `quantize_int8`. A bfloat16 request on a CPU without hardware bfloat16 is honoured
+    (with `"auto"`, a model already cast to another dtype stays so), else a copy from
+    `bfloat16_encoders` or `quantize_int8`; `"float32"` named explicitly scores a float32 copy of a model loaded in
+    another dtype. A bfloat16 request on a CPU without hardware bfloat16 is honoured
     with a warning (it runs slower than float32 there)."""
     resolved = resolve_precision(precision, model.device)
     if resolved == "bfloat16" and model.device.type == "cpu" and not cpu_has_native_bfloat16():
@@ -77,6 +78,9 @@ def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
         return bfloat16_encoders(model)
     if resolved == "int8":
         return quantize_int8(model)
+    if precision == "float32" and model.dtype != torch.float32:
+        # asked for by name: a model loaded with dtype=torch.bfloat16 is scored by a float32 copy, as asked
+        return copy.deepcopy(model).float().eval()
     return model.eval()
 
 

@@ -99,6 +99,18 @@ def test_a_bfloat16_pipeline_scores_with_a_copy_and_saves_the_float32_model(
     pipe.save_pretrained(tmp_path / "saved")
     with safe_open(str(tmp_path / "saved" / "model.safetensors"), "pt") as weights:
         assert {weights.get_slice(name).get_dtype() for name in weights.keys()} == {"F32"}
+    assert pipe.resolved_precision == "bfloat16" and float32.resolved_precision == "float32"
+    # new weights on the given model (load_state_dict) reach the copy too, not only a new config
+    before = pipe(EXAMPLE, top_k=None)
+    with torch.no_grad():
+        model.pair_proj.weight.mul_(-1.0)
+    assert pipe.scoring_model.pair_proj.weight.dtype == torch.float32
+    assert torch.equal(pipe.scoring_model.pair_proj.weight, model.pair_proj.weight)
+    assert pipe(EXAMPLE, top_k=None) != before
+    # "float32" by name scores in float32, also for a model loaded in bfloat16
+    as_bf16 = ROCRelationExtractionPipeline(model=make_model().eval().to(torch.bfloat16), processor=processor,
+                                            device=-1, precision="float32")  # fmt: skip
+    assert as_bf16.scoring_model.text_model.dtype == torch.float32 and as_bf16.model.dtype == torch.bfloat16
 
 
 def test_remote_code_round_trip_offline_gives_the_same_logits(pipe, tmp_path):
