@@ -101,9 +101,14 @@ def write_tiny_encoder(folder: Path, seed: int = 0) -> Path:
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
     )
+    return _save_seeded(BertModel, config, tokenizer, folder, seed)
+
+
+def _save_seeded(model_class, config, tokenizer, folder: Path, seed: int) -> Path:
+    """A random `model_class(config)` drawn from `seed` (the global RNG untouched), saved with `tokenizer`."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        encoder = BertModel(config)
+        encoder = model_class(config)
     encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -122,12 +127,7 @@ def write_tiny_mpnet(folder: Path, seed: int = 0) -> Path:
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )  # fmt: skip
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        encoder = MPNetModel(config)
-    encoder.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_seeded(MPNetModel, config, tokenizer, folder, seed)
 
 
 def tiny_recipe(root: Path) -> list[str]:
