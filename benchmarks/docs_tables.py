@@ -23,6 +23,8 @@ PAGES = ("README.md", "docs/*.md")
 BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 # Flags every recipe of a kind shares; a table shows what a run added to them.
 COMMON_FLAGS = {"--config", "--output_dir", "--logging_steps", "--dataset_name_or_path"}
+# The config the tables' "beyond the config" means; another one is shown with the flags.
+DEFAULT_CONFIGS = {"mnre_minilm_offline", "configs/mnre_minilm_offline.yaml", "mnre_minilm_offline.yaml"}
 
 
 def load(name: str) -> dict:
@@ -57,6 +59,9 @@ def added_flags(command: str) -> str:
             skip = False
             continue
         if word in COMMON_FLAGS:
+            value = words[words.index(word) + 1] if words.index(word) + 1 < len(words) else ""
+            if word == "--config" and value not in DEFAULT_CONFIGS:
+                kept += [word, value]
             skip = True
             continue
         kept.append(word)
