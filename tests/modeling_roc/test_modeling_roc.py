@@ -339,6 +339,14 @@ def test_set_relation_bank_refuses_a_description_that_is_not_text(make_model, de
     assert model.config.relation_bank == TINY_BANK, "a refused bank leaves the model's bank as it was"
 
 
+@pytest.mark.parametrize("label", [7, "", None])
+def test_set_relation_bank_refuses_a_label_that_is_not_text(make_model, label):
+    model = make_model()
+    with pytest.raises(ValueError, match="relation labels must be non-empty strings"):
+        model.set_relation_bank({**TINY_BANK, label: "seven"})
+    assert model.config.relation_bank == TINY_BANK
+
+
 def test_a_checkpoint_saved_with_a_scalar_logit_scale_still_loads(make_model, tmp_path):
     """logit_scale became shape (1,) for FSDP2; folders saved before keep loading, with their temperature."""
     from safetensors.torch import load_file, save_file
