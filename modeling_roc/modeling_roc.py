@@ -688,7 +688,7 @@ class ROCModel(ROCPreTrainedModel):
             raise ValueError("`relation_bank` must map at least one label to a description.")
         for label, description in relation_bank.items():
             if not isinstance(label, str) or not label.strip():
-                raise ValueError(f"relation labels must be non-empty strings, got {label!r} (saved configs key on them).")
+                raise ValueError(f"relation labels must be non-empty strings, got {label!r} (configs key on them).")
             if not isinstance(description, str) or not description.strip():
                 raise ValueError(
                     f"relation {label!r}: the description must be a non-empty string, got {description!r} (the model "
