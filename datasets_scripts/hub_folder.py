@@ -47,8 +47,14 @@ def foreign_files(folder: Path) -> list[str]:
     """Files of a built folder that the build did not write (a user's notes, a script): `--overwrite` would lose
     them, so it refuses while they are there."""
     ours = {CARD_FILE, REPORT_FILE, BUILD_MARKER}
-    found = (str(path.relative_to(folder)) for path in sorted(Path(folder).rglob("*")) if not path.is_dir())
-    return [name for name in found if name not in ours and not SHARD.fullmatch(name)]
+    try:
+        shards = json.loads((Path(folder) / BUILD_MARKER).read_text(encoding="utf-8")).get("shards")
+    except (OSError, ValueError, AttributeError):
+        shards = None
+    found = (path.relative_to(folder).as_posix() for path in sorted(Path(folder).rglob("*")) if not path.is_dir())
+    if shards is not None:  # the shards the build wrote, by name
+        return [name for name in found if name not in ours and name not in shards]
+    return [name for name in found if name not in ours and not SHARD.fullmatch(name)]  # a marker written before
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
@@ -118,7 +124,9 @@ def _build_into(builder, output_dir: Path, overwrite: bool, max_shard_size, hub_
             for i, shard in enumerate(shards):
                 shutil.move(str(shard), final / DATA_DIR / f"{split}-{i:05d}-of-{len(shards):05d}.parquet")
         write_card(builder, final, hub_id=hub_id)
-        (final / BUILD_MARKER).write_text(json.dumps({"writer": BUILD_COMMAND}) + "\n", encoding="utf-8")
+        shards = sorted(path.relative_to(final).as_posix() for path in (final / DATA_DIR).glob("*.parquet"))
+        marker = {"writer": BUILD_COMMAND, "shards": shards}  # by name: a user's shard-like file is not ours
+        (final / BUILD_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         _check_output_dir(output_dir, overwrite)  # again: files may have appeared in it during the build
         replace_folder(final, output_dir)  # an empty folder, or a build of this tool (checked above)
     finally:

@@ -423,6 +423,13 @@ def test_overwrite_never_deletes_a_folder_this_tool_did_not_write(tmp_path, mnre
     with pytest.raises(SystemExit, match=r"also holds files it did not write \(analysis.ipynb, data/extra.csv\)"):
         _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
     assert (built / "analysis.ipynb").is_file() and (built / "data" / "extra.csv").is_file()
+    (built / "analysis.ipynb").unlink()
+    (built / "data" / "extra.csv").unlink()
+    # nor one named like a shard: the build knows its shards by name
+    (built / "data" / "handlabels-00000-of-00001.parquet").write_bytes(b"my hand-labelled split")
+    with pytest.raises(SystemExit, match=r"did not write \(data/handlabels-00000-of-00001.parquet\)"):
+        _build_into(built, mnre_fixture["root"], tmp_path, "--overwrite")
+    assert (built / "data" / "handlabels-00000-of-00001.parquet").read_bytes() == b"my hand-labelled split"
 
 
 def test_a_failed_replace_keeps_the_previous_build(tmp_path, mnre_fixture, monkeypatch):
