@@ -9,6 +9,7 @@ copies it next to the weights).
 
 import json
 import re
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -323,9 +324,24 @@ def _training_data(
     return lines
 
 
+def runnable_command(command: str | None) -> str | None:
+    """A recorded `python [path/]train.py FLAGS` as the installed console script `roc-train FLAGS` (`train.py` is a
+    checkout's file, not shipped in the wheel); under `accelerate launch`, `-m roc_mre.training`."""
+    if not command:
+        return command
+    words = shlex.split(command)
+    script = next((i for i, word in enumerate(words) if word.endswith("train.py")), None)
+    if script is None:
+        return command
+    if script == 1 and words[0].startswith("python"):
+        return shlex.join(["roc-train", *words[2:]])
+    return shlex.join([*words[:script], "-m", "roc_mre.training", *words[script + 1 :]])
+
+
 def _training_procedure(eval_results: dict, training_args: dict) -> list[str]:
-    lines = ["Command (from `eval_results.json`; the resolved flags are in `training_args.json`):", ""]
-    lines += ["```bash", eval_results.get("command") or "(not recorded)", "```", ""]
+    lines = ["Command (from `eval_results.json`, as the installed `roc-train`; the resolved flags are in "
+             "`training_args.json`):", ""]  # fmt: skip
+    lines += ["```bash", runnable_command(eval_results.get("command")) or "(not recorded)", "```", ""]
     facts = []
     if eval_results.get("best_epoch") is not None:
         facts.append(f"best epoch {eval_results['best_epoch']} (selected on validation micro-F1)")

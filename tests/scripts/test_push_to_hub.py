@@ -24,6 +24,7 @@ from roc_mre.hub.model_card import (
     base_model_id,
     build_model_card,
     relation_bank_payload,
+    runnable_command,
     usage_snippet,
 )
 
@@ -234,7 +235,8 @@ def test_card_metrics_are_eval_results_per_split_in_percent():
     assert {r.dataset_type for r in reloaded.data.eval_results} == {"data/tiny"}  # no such folder here: a Hub id
     assert reloaded.data.pipeline_tag == PIPELINE_TAG == "other"
     assert "| test | 1,614 | 71.0 | 58.5 | 57.03 | 57.76 |" in reloaded.text
-    assert eval_results["command"] in reloaded.text
+    assert runnable_command(eval_results["command"]) in reloaded.text
+    assert runnable_command(eval_results["command"]).startswith("roc-train --config")  # the installed command
 
 
 def test_card_says_the_ner_backend_is_unknown_without_a_build_report():
@@ -368,7 +370,7 @@ def test_staged_card_metrics_equal_the_runs_eval_results(dry_run, trained_run):
     published = redact_local_paths(eval_results)  # local paths cut, everything else as recorded
     assert published["model"] == ".../push-run0/roc-tiny" and published["metrics"] == eval_results["metrics"]
     assert json.loads((dry_run["staged"] / "eval_results.json").read_text()) == published
-    assert published["command"] in card.text and eval_results["command"] not in card.text
+    assert runnable_command(published["command"]) in card.text and eval_results["command"] not in card.text
     assert f"**`{NER_BACKEND}`**" in card.text
     assert card.data.pipeline_tag == "other" and card.data.library_name == "transformers"
 
