@@ -463,13 +463,16 @@ def test_a_threshold_takes_the_place_of_the_competition_with_none():
     scale = 10.0
     cosines = torch.tensor(
         [
-            [0.9, 0.35, 0.1],  # a is the best given relation and reaches 0.3: a, although None scores higher
-            [0.1, 0.25, 0.2],  # a is best but below its threshold: None, although a beats None
-            [0.5, 0.0, 0.4],  # b (no threshold) is best and loses to None: None
+            [0.9, 0.35, 0.1],  # a passes its 0.3 (margin 0.05), b loses to None: a, although None's cosine is higher
+            [0.1, 0.25, 0.2],  # a is below its threshold, b beats None (margin 0.1): b, the one past its bar
+            [0.5, 0.0, 0.4],  # b (no threshold) loses to None, a is below 0.3: None
             [0.2, 0.0, 0.4],  # b beats None: b
         ]
     )
-    assert relations.decide(scale * cosines, scale).tolist() == [1, 0, 0, 2]
+    assert relations.decide(scale * cosines, scale).tolist() == [1, 2, 0, 2]
+    # the scores are the softmax of the margins: the decided relation always has the best one
+    scores = relations.decision_logits(scale * cosines, scale).softmax(-1)
+    assert scores.argmax(-1).tolist() == [1, 2, 0, 2]
     assert relations.labels == ("None", "a", "b") and relations.thresholds == (None, 0.3, None)
 
 
@@ -481,6 +484,8 @@ def test_a_threshold_takes_the_place_of_the_competition_with_none():
         ({"x": {"description": "d", "threshold": 2}}, r"in \[-1, 1\]"),
         ({"x": {"description": "d", "treshold": 0.2}}, "unknown keys"),
         ({"None": "nothing"}, "always included"),
+        ({"none": "nothing"}, "names 'no relation'"),
+        ({"x": {"description": "d", "symmetric": "yes"}}, "must be a bool"),
     ],
 )
 def test_bad_call_time_relations_are_one_line_errors(make_model, relations, message):
