@@ -739,6 +739,18 @@ def _step_of(line: str) -> int | None:
         return None
 
 
+def warn_if_bfloat16_is_emulated(mixed_precision: str, device_type: str) -> bool:
+    """Warn (once, before training) when bf16 autocast would run on a CPU that emulates bfloat16: measured 13x
+    slower per step there, where it is 1.5x faster on a CPU with AMX. Returns whether it warned."""
+    if mixed_precision != "bf16" or device_type != "cpu" or cpu_has_native_bfloat16():
+        return False
+    logging.getLogger(__name__).warning(
+        f"mixed precision bf16 on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): {BFLOAT16_EMULATED} "
+        "Use --mixed_precision no on this CPU."
+    )
+    return True
+
+
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     """Train (and select on validation) or only evaluate, as `args` says; the summary written to eval_results.json.
 
@@ -769,11 +781,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
             "error: mixed precision fp16 (from --mixed_precision or the Accelerate config) needs a GPU; on CPU "
             "Accelerate would run fp32 and record fp16. Use --mixed_precision bf16 or no."
         )
-    if accelerator.mixed_precision == "bf16" and accelerator.device.type == "cpu" and not cpu_has_native_bfloat16():
-        logger.warning(
-            "mixed precision bf16 on a CPU without hardware bfloat16 (AVX-512 BF16 / AMX): "
-            f"{BFLOAT16_EMULATED} Use --mixed_precision no on this CPU."
-        )
+    if accelerator.is_main_process:
+        warn_if_bfloat16_is_emulated(accelerator.mixed_precision, accelerator.device.type)
     set_seed(args.seed)
     settings = effective_settings(accelerator)
     started = time.time()

@@ -87,7 +87,7 @@ def test_the_packages_come_from_the_wheel_with_their_data(installed):
     found = json.loads(done.stdout)
     assert all(Path(path).is_relative_to(installed["site"]) for path in found["files"]), found["files"]
     assert Path(found["metric"], "re_f1.py").is_file() and Path(found["metric"]).is_relative_to(installed["site"])
-    assert found["configs"] == ["mnre_minilm_offline", "mnre_paper", "more_paper"]
+    assert found["configs"] == ["mnre_minilm_offline", "mnre_mpnet_offline", "mnre_paper", "more_paper"]
     assert found["bank"] == 23
     project = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'dynamic = ["version"]' in project and 'version = { attr = "roc_mre.__version__" }' in project

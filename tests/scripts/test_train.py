@@ -155,7 +155,7 @@ def test_shipped_configs_parse_by_name_by_file_and_by_their_old_checkout_path(tm
     from train import parse_args
 
     monkeypatch.chdir(tmp_path)  # from any folder: the configs come from the package
-    assert shipped_configs() == ["mnre_minilm_offline", "mnre_paper", "more_paper"]
+    assert shipped_configs() == ["mnre_minilm_offline", "mnre_mpnet_offline", "mnre_paper", "more_paper"]
     for name in shipped_configs():
         for spelling in (name, f"{name}.yaml", f"configs/{name}.yaml"):
             args = parse_args(["--config", spelling])
@@ -185,7 +185,7 @@ def test_a_config_that_is_neither_a_file_nor_shipped_is_one_error_line(capsys):
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.endswith(
         "error: --config nope.yaml: no such file, and no shipped config of that name "
-        "(shipped: mnre_minilm_offline, mnre_paper, more_paper)"
+        "(shipped: mnre_minilm_offline, mnre_mpnet_offline, mnre_paper, more_paper)"
     )
 
 
@@ -765,16 +765,18 @@ def test_the_training_state_check_refuses_what_train_py_never_writes():
         TrainingState.check({**good, "planted": 1})
 
 
-def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_with_the_measured_cost(
-    inputs, tmp_path, monkeypatch, caplog
-):
+def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_its_cost(monkeypatch, caplog):
     import roc_mre.training.loop as loop
-    from roc_mre.training.cli import main
 
     monkeypatch.setattr(loop, "cpu_has_native_bfloat16", lambda: False)
     with caplog.at_level("WARNING"):
-        main(_train_args(inputs, tmp_path / "run", "--num_train_epochs", "1", "--mixed_precision", "bf16"))
+        assert loop.warn_if_bfloat16_is_emulated("bf16", "cpu")
+        assert not loop.warn_if_bfloat16_is_emulated("no", "cpu") and not loop.warn_if_bfloat16_is_emulated(
+            "bf16", "cuda"
+        )
     assert "13x slower" in caplog.text and "--mixed_precision no" in caplog.text
+    monkeypatch.setattr(loop, "cpu_has_native_bfloat16", lambda: True)
+    assert not loop.warn_if_bfloat16_is_emulated("bf16", "cpu")  # AMX: bf16 is the fast path there
 
 
 def test_a_negative_seed_is_a_flag_error(capsys):
