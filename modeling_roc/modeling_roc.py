@@ -870,7 +870,7 @@ class ROCModel(ROCPreTrainedModel):
         if pooled:
             pool = F.normalize(self.pair_pool.to(relation_embeds), dim=-1)
             similarity = pool @ F.normalize(relation_embeds, dim=-1).t()  # (pool, labels)
-            rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.01))
+            rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.05))
             pool_bars = torch.quantile(similarity.float(), 1.0 - rate, dim=0)
         trained_descriptions = set(self.config.relation_bank.values())
         for i, description in enumerate(relations.descriptions):

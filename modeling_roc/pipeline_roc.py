@@ -10,7 +10,7 @@ of the scaled cosine similarities.
 `relations={label: description | {"description", "threshold", "examples", "symmetric"}}` (or a list of labels, each
 described by its own words) scores this call against the given relations (plus the model's "no relation") instead of
 the bank; the model is unchanged. Each relation must pass a bar (`threshold`): the given one, else for a relation the
-model was not trained on the cosine only 1% of its training pairs reach (`ROCModel.relation_bars`), else "no
+model was not trained on the cosine only 5% of its training pairs reach (`ROCModel.relation_bars`), else "no
 relation"'s own similarity. Each entry then also has `similarity` (the cosine) and `threshold` (its bar, None where it
 competes with "no relation"), and `score` is the softmax of the margins past the bars, so the first entry is always
 the prediction. `examples` (a few labelled pairs) make the relation's embedding their prototype with its

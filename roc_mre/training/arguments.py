@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_int,
         default=1024,
         help="Training pairs whose embeddings the model keeps (its pair_pool, 1 KB each at width 256): a relation "
-        "given at call time that the model was not trained on must beat what only 1%% of them reach (the config's "
+        "given at call time that the model was not trained on must beat what only 5%% of them reach (the config's "
         "new_relation_false_positive_rate). 0: none (such relations compete with no relation). Default: %(default)s.",
     )
 
