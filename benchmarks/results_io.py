@@ -1,6 +1,6 @@
 """What every benchmark shares about its results file: a safe name, and no local path of the machine in it.
 
-Results are committed under `benchmarks/results/`; a path of the developer's checkout (`/work/main/runs/...`) in them
+Results are committed under `benchmarks/results/`; a path of the developer's checkout (`<checkout>/runs/...`) in them
 says nothing to a reader and names a home folder. `write_result` writes paths under the repository relative to it and
 cuts any other absolute local path (`datasets_scripts.redaction.redact_local_paths`).
 """
