@@ -10,10 +10,11 @@ gives (k = 4, one per frequency band) and trains on the rest, with none of their
 not retrained, and the same folds' runs of `unseen_relations.py` (`fold<f>-shots0`) are found there too. Then, with no
 retraining, the validation split is scored with relations given at call time, exactly as a user gives them
 (`CallTimeRelations`, `ROCModel.embed_examples`, `get_call_time_relation_features`, `relation_bars`,
-`decision_logits`): every seen relation with its trained description, every held-out one with its reviewed
+`call_time_decision_logits`): every seen relation with its trained description, every held-out one with its reviewed
 description plus N labelled examples drawn from its training examples (which the fold never trained on), `--draws`
-draws per N. Each setting is scored at every false-positive rate of the pool rule (`--rates`) and prototype weight
-(`--weights`), so the report shows the curve, not only the default.
+draws per N. Each setting is scored at every false-positive rate of the pool rule (`--rates`), prototype weight
+(`--weights`) and rule deciding a relation given with examples (`--decisions`: the pool-whitened prototype, the
+default, and the cosine bar it replaced), so the report shows the curve, not only the default.
 
 Reported per fold, shots and setting: seen-relation micro-F1 and its change against the same model given only the
 seen relations (the cost of adding the new ones), unseen micro P / R / F1, and how often the gold relation scores
@@ -39,7 +40,7 @@ from unseen_relations import fold_splits, held_out_folds, subset_scores, train, 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-RATES = (0.002, 0.005, 0.01, 0.02, 0.05)
+RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1)
 WEIGHTS = (0.5, 1.0)
 
 
@@ -54,6 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=3, help="Draws of the examples per shot count (0 shots: one).")
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="Pool false-positive rates.")
     parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS), help="Prototype weights.")
+    parser.add_argument(
+        "--decisions",
+        nargs="+",
+        default=["whitened_prototype", "cosine_bar"],
+        choices=["whitened_prototype", "cosine_bar"],
+        help="How a relation given with examples decides whether it holds (`ROCConfig.example_decision`); the first "
+        "is the default's, the others comparator rows.",
+    )
     parser.add_argument("--seed", type=int, default=42, help="Seed of the fold data and the example draws.")
     parser.add_argument("--batch_size", type=int, default=128, help="Pairs per forward pass when encoding.")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
@@ -83,20 +92,24 @@ def encode_pairs(model, processor, rows: datasets.Dataset, batch_size: int):
     return torch.cat(chunks)
 
 
-def score_setting(model, pairs, references, names, relations, rate: float, weight: float) -> list[int]:
-    """Dataset label ids predicted for the encoded validation `pairs` under call-time `relations`."""
+def score_setting(
+    model, pairs, names, relations, rate: float, weight: float, decision: str = "whitened_prototype"
+) -> tuple:
+    """Dataset label ids predicted for the encoded validation `pairs` under call-time `relations`, and the logits,
+    exactly as the model's forward decides (`relation_bars`, `call_time_decision_logits`)."""
     import torch
     import torch.nn.functional as F
 
     model.config.new_relation_false_positive_rate = rate
     model.config.prototype_weight = weight
+    model.config.example_decision = decision
     model._call_time_cache.clear()
     with torch.no_grad():
         embeds = model.get_call_time_relation_features(relations)
         bars = model.relation_bars(relations, embeds)
         scale = model.get_logit_scale()
         logits = scale * F.normalize(pairs, dim=-1) @ F.normalize(embeds, dim=-1).t()
-        decided = relations.decide(logits, scale, bars).tolist()
+        decided = model.call_time_decision_logits(pairs, relations, logits, scale, bars).argmax(-1).tolist()
     return [names.index(relations.labels[j]) for j in decided], logits
 
 
@@ -140,7 +153,7 @@ def run_fold(args, fold: int, held_out: list[str], splits, names: list[str], ban
         return CallTimeRelations.parse(given, none_label, seen_bank[none_label])
 
     seen_only = parse({label: seen_bank[label] for label in seen_bank if label != none_label})
-    base_predictions, _ = score_setting(model, pairs, references, names, seen_only, args.rates[0], args.weights[0])
+    base_predictions, _ = score_setting(model, pairs, names, seen_only, args.rates[0], args.weights[0])
     base_seen_f1 = subset_scores(base_predictions, references, seen_ids)["f1"]
     results = []
     for shots in args.shots:
@@ -152,18 +165,24 @@ def run_fold(args, fold: int, held_out: list[str], splits, names: list[str], ban
                 examples = [{k: splits["train"][i][k] for k in ("tokens", "subject", "object")} for i in chosen]
                 given[label] = {"description": bank[label], "examples": examples}
             relations = model.embed_examples(parse(given), processor)
-            for rate in args.rates:
-                for weight in args.weights if shots else args.weights[:1]:
-                    predictions, logits = score_setting(model, pairs, references, names, relations, rate, weight)
-                    seen_f1 = subset_scores(predictions, references, seen_ids)["f1"]
-                    unseen = subset_scores(predictions, references, unseen_ids)
-                    results.append({
-                        "shots": shots, "draw": draw, "rate": rate, "prototype_weight": weight if shots else None,
-                        "seen_f1": seen_f1, "seen_f1_change": round(seen_f1 - base_seen_f1, 2),
-                        "unseen_precision": unseen["precision"], "unseen_recall": unseen["recall"],
-                        "unseen_f1": unseen["f1"],
-                        "gold_first_among_held_out": among_held_out(logits, references, names, relations, held_out),
-                    })  # fmt: skip
+            settings = [
+                (rate, weight, decision)
+                for rate in args.rates
+                for weight in (args.weights if shots else args.weights[:1])
+                for decision in (args.decisions if shots else args.decisions[:1])
+            ]
+            for rate, weight, decision in settings:
+                predictions, logits = score_setting(model, pairs, names, relations, rate, weight, decision)
+                seen_f1 = subset_scores(predictions, references, seen_ids)["f1"]
+                unseen = subset_scores(predictions, references, unseen_ids)
+                results.append({
+                    "shots": shots, "draw": draw, "rate": rate, "prototype_weight": weight if shots else None,
+                    "example_decision": decision if shots else None,
+                    "seen_f1": seen_f1, "seen_f1_change": round(seen_f1 - base_seen_f1, 2),
+                    "unseen_precision": unseen["precision"], "unseen_recall": unseen["recall"],
+                    "unseen_f1": unseen["f1"],
+                    "gold_first_among_held_out": among_held_out(logits, references, names, relations, held_out),
+                })  # fmt: skip
             print(f"fold {fold}, {shots} shots, draw {draw}: done", flush=True)
     return {
         "fold": fold,
@@ -176,24 +195,24 @@ def run_fold(args, fold: int, held_out: list[str], splits, names: list[str], ban
     }
 
 
-def summarize(folds: list[dict], shots: list[int], rates: list[float], weights: list[float]) -> list[dict]:
-    """Per shots, rate and weight: the mean over folds of each fold's mean over draws."""
+SETTING_KEYS = ("shots", "rate", "prototype_weight", "example_decision")
+SCORE_KEYS = ("seen_f1_change", "unseen_f1", "unseen_precision", "unseen_recall", "gold_first_among_held_out")
+
+
+def summarize(folds: list[dict]) -> list[dict]:
+    """Per setting (shots, rate, prototype weight, example decision): the mean over folds of each fold's mean over
+    draws, in the order the settings were scored."""
+    settings = list(dict.fromkeys(tuple(s.get(k) for k in SETTING_KEYS) for f in folds for s in f["settings"]))
     rows = []
-    for n in shots:
-        for rate in rates:
-            for weight in weights if n else [None]:
-                per_fold = []
-                for fold in folds:
-                    picked = [s for s in fold["settings"] if s["shots"] == n and s["rate"] == rate
-                              and s["prototype_weight"] == weight]  # fmt: skip
-                    if picked:
-                        per_fold.append({k: statistics.mean(s[k] for s in picked) for k in
-                                         ("seen_f1_change", "unseen_f1", "unseen_precision", "unseen_recall",
-                                          "gold_first_among_held_out")})  # fmt: skip
-                if per_fold:
-                    mean = {k: round(statistics.mean(f[k] for f in per_fold), 2) for k in per_fold[0]}
-                    rows.append({"shots": n, "rate": rate, "prototype_weight": weight, "folds": len(per_fold), **mean,
-                                 "unseen_f1_per_fold": [round(f["unseen_f1"], 2) for f in per_fold]})  # fmt: skip
+    for setting in settings:
+        per_fold = []
+        for fold in folds:
+            picked = [s for s in fold["settings"] if tuple(s.get(k) for k in SETTING_KEYS) == setting]
+            if picked:
+                per_fold.append({k: statistics.mean(s[k] for s in picked) for k in SCORE_KEYS})
+        mean = {k: round(statistics.mean(f[k] for f in per_fold), 2) for k in SCORE_KEYS}
+        rows.append({**dict(zip(SETTING_KEYS, setting)), "folds": len(per_fold), **mean,
+                     "unseen_f1_per_fold": [round(f["unseen_f1"], 2) for f in per_fold]})  # fmt: skip
     return rows
 
 
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         "shots": args.shots,
         "draws": args.draws,
         "wall_time_s": round(time.time() - started, 1),
-        "summary": summarize(folds, args.shots, args.rates, args.weights),
+        "summary": summarize(folds),
         "per_fold": folds,
     }
     path = write_result(Path(args.output_dir) / f"call_time_relations_{args.name}.json", record)

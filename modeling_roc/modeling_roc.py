@@ -65,8 +65,11 @@ class ROCOutput(ModelOutput):
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
             The text encoder's attention weights per layer (needs `attn_implementation="eager"`).
         relation_bars (`torch.FloatTensor` of shape `(num_relations,)`, *optional*, with call-time `relations`):
-            The cosine similarity each given relation must pass (NaN: it competes with "no relation"); see
-            `CallTimeRelations.decision_logits`.
+            The cosine similarity each given relation must pass (NaN: it competes with "no relation", or its
+            examples' detector decides); see `CallTimeRelations.decision_logits`.
+        decision_logits (`torch.FloatTensor` of shape `(batch_size, num_relations)`, *optional*, with call-time
+            `relations`): each relation's margin past its bar in logits ("no relation" at 0): the argmax is the
+            decision and the softmax the score a caller shows (`ROCModel.call_time_decision_logits`).
     """
 
     loss: torch.FloatTensor | None = None
@@ -77,6 +80,7 @@ class ROCOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
     relation_bars: torch.FloatTensor | None = None
+    decision_logits: torch.FloatTensor | None = None
 
 
 def bank_contrastive_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -145,7 +149,8 @@ class CallTimeRelations:
     in the bank; any other relation (a new one) gets the bar its description or examples reach on the model's
     `pair_pool` (pairs of its training data) at the configured false-positive rate, or competes with "no relation"
     for a model saved without a pool. `examples[i]` (labelled pairs) make relation i's embedding their prototype
-    with its description; `symmetric[i]` says whether (A, r, B) means (B, r, A) (default False).
+    with its description, and (with a pool) a detector fit on them decides whether it holds
+    (`ROCModel.example_detectors`); `symmetric[i]` says whether (A, r, B) means (B, r, A) (default False).
     """
 
     labels: tuple[str, ...]
@@ -436,6 +441,7 @@ class ROCModel(ROCPreTrainedModel):
         self._relation_cache = None  # relation embeddings, valid only in eval mode
         self._frozen_relation_states = None  # a frozen relation encoder's pooled outputs, until the bank changes
         self._call_time_cache = {}  # relation sets given at call time -> their H_r, valid only in eval mode
+        self._pool_precision_cache = None  # (pool version, (mean, precision)) of the examples' detectors
         self.post_init()
         self.train(self.training)  # applies the frozen relation encoder's eval mode
         # `pipeline("multimodal-relation-extraction", model=<this model>)` needs the task registered in this process,
@@ -866,6 +872,7 @@ class ROCModel(ROCPreTrainedModel):
         and puts a relation the model was not trained on on the same footing as the trained ones.
         """
         bars = torch.full((len(relations.labels),), math.nan, device=relation_embeds.device)
+        detected = self.example_detectors(relations)
         pooled = self.has_pair_pool()
         if pooled:
             pool = F.normalize(self.pair_pool.to(relation_embeds), dim=-1)
@@ -880,9 +887,70 @@ class ROCModel(ROCPreTrainedModel):
                 continue
             if threshold is not None:
                 bars[i] = threshold
-            elif pooled and not trained:
+            elif pooled and not trained and i not in detected:
                 bars[i] = pool_bars[i]
         return bars
+
+    def _pool_precision(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized pool's mean and shrunk inverse covariance, kept until the pool or the shrinkage changes."""
+        key = (self.pair_pool._version, self.pair_pool.data_ptr(), self.config.example_shrinkage)
+        if self._pool_precision_cache is not None and self._pool_precision_cache[0] == key:
+            return self._pool_precision_cache[1]
+        pool = F.normalize(self.pair_pool.detach().float(), dim=-1)
+        mean = pool.mean(0)
+        centered = pool - mean
+        covariance = centered.t() @ centered / len(pool)
+        shrink = float(self.config.example_shrinkage) * covariance.diagonal().mean()
+        eye = torch.eye(len(covariance), device=covariance.device)
+        precision = torch.linalg.inv(covariance + shrink * eye)
+        self._pool_precision_cache = (key, (mean, precision))
+        return mean, precision
+
+    def example_detectors(self, relations: CallTimeRelations) -> dict[int, tuple[torch.Tensor, float, float]]:
+        """`{relation index: (weight, offset, spread)}`: a linear detector for each relation given with examples and
+        no `threshold` (with `config.example_decision="whitened_prototype"` and a filled `pair_pool`).
+
+        Why not the cosine to the prototype: most of the pool's pairs (the model's own training pairs, "no relation"
+        first) sit close to any prototype along directions the pool itself varies in; whitening by the pool's
+        covariance (shrunk toward its mean variance, `config.example_shrinkage`) discounts them, as exemplar LDA
+        does. A pair's decision logit is `(normalize(pair) @ weight - offset) / spread`: `offset` is the score only
+        `config.new_relation_false_positive_rate` of the pool reaches, `spread` the pool scores' standard deviation,
+        so one pool standard deviation past the bar counts as one logit, the unit of the trained relations' margins.
+        """
+        if getattr(self.config, "example_decision", "whitened_prototype") != "whitened_prototype":
+            return {}
+        if not relations.example_embeds or not self.has_pair_pool():
+            return {}
+        given = [
+            i for i, embeds in enumerate(relations.example_embeds)
+            if i and embeds is not None and len(embeds) and relations.thresholds[i] is None
+        ]  # fmt: skip
+        if not given:
+            return {}
+        mean, precision = self._pool_precision()
+        pool = F.normalize(self.pair_pool.detach().float(), dim=-1)
+        rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.05))
+        detectors = {}
+        for i in given:
+            examples = F.normalize(relations.example_embeds[i].detach().float().to(mean.device), dim=-1)
+            weight = precision @ (examples.mean(0) - mean)
+            pool_scores = pool @ weight
+            offset = float(torch.quantile(pool_scores, 1.0 - rate))
+            detectors[i] = (weight, offset, float(pool_scores.std().clamp_min(1e-6)))
+        return detectors
+
+    def call_time_decision_logits(
+        self, pair_embeds: torch.Tensor, relations: CallTimeRelations, logits: torch.Tensor, logit_scale, bars
+    ) -> torch.Tensor:
+        """The decision logits of `pair_embeds` under call-time `relations`, `(batch, len(labels))`: the margins
+        past the bars (`CallTimeRelations.decision_logits`), a relation with an examples' detector scored by it."""
+        decision = relations.decision_logits(logits.float(), logit_scale, bars)
+        detectors = self.example_detectors(relations)
+        if detectors:
+            pairs = F.normalize(pair_embeds.detach().float(), dim=-1)
+            for i, (weight, offset, spread) in detectors.items():
+                decision[:, i] = (pairs @ weight.to(pairs.device) - offset) / spread
+        return decision
 
     def get_relation_features(self) -> torch.Tensor:
         """H_r for every relation of the bank, `(num_relations, pair_embed_dim)`; cached while in eval mode."""
@@ -1049,7 +1117,8 @@ class ROCModel(ROCPreTrainedModel):
             Relations for this call only, in the place of the bank: `{label: description}` or `{label:
             {"description": ..., "threshold": ...}}`. The logits' columns are then "no relation" followed by the
             given relations (`model.call_time_relations(relations).labels`); the model and its bank are unchanged.
-            `CallTimeRelations.decide(logits, logit_scale)` applies the thresholds. Inference only (no `labels`).
+            The output's `decision_logits` say what is predicted (argmax) and with what score (softmax). Inference
+            only (no `labels`).
         """
         if relations is not None:
             if labels is not None:
@@ -1078,7 +1147,7 @@ class ROCModel(ROCPreTrainedModel):
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
         )
-        relation_embeds = logit_scale = relation_bars = None
+        relation_embeds = logit_scale = relation_bars = decision_logits = None
         if self.classifier is not None:
             logits = self.classifier(pair_embeds)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
@@ -1092,6 +1161,10 @@ class ROCModel(ROCPreTrainedModel):
             logit_scale = self.get_logit_scale()
             # (batch, relations): scaled cosine similarity of every pair to every relation
             logits = logit_scale * F.normalize(pair_embeds, dim=-1) @ F.normalize(relation_embeds, dim=-1).t()
+            if relations is not None:
+                decision_logits = self.call_time_decision_logits(
+                    pair_embeds, relations, logits, logit_scale, relation_bars
+                )
             loss = None
             if labels is not None:
                 if self.config.loss_mode == "bank":
@@ -1110,6 +1183,7 @@ class ROCModel(ROCPreTrainedModel):
             hidden_states=text_outputs.hidden_states if output_hidden_states else None,
             attentions=text_outputs.attentions if output_attentions else None,
             relation_bars=relation_bars,
+            decision_logits=decision_logits,
         )
         if return_dict is False:
             return output.to_tuple()

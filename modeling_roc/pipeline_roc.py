@@ -14,7 +14,8 @@ model was not trained on the cosine only 5% of its training pairs reach (`ROCMod
 relation"'s own similarity. Each entry then also has `similarity` (the cosine) and `threshold` (its bar, None where it
 competes with "no relation"), and `score` is the softmax of the margins past the bars, so the first entry is always
 the prediction. `examples` (a few labelled pairs) make the relation's embedding their prototype with its
-description. This file is copied next to the weights.
+description, and a detector fit on them against the model's training pairs decides whether the relation holds
+(`ROCModel.example_detectors`; its `threshold` is then None). This file is copied next to the weights.
 """
 
 from typing import Any
@@ -157,6 +158,7 @@ class ROCRelationExtractionPipeline(Pipeline):
             "logits": outputs.logits,
             "logit_scale": outputs.logit_scale.reshape(1).expand(batch),
             "relation_bars": outputs.relation_bars.reshape(1, -1).expand(batch, -1),
+            "decision_logits": outputs.decision_logits,
         }
 
     def postprocess(
@@ -171,7 +173,7 @@ class ROCRelationExtractionPipeline(Pipeline):
             labels, bank = list(relations.labels), relations.bank
             scale = model_outputs["logit_scale"].float().reshape(-1)[0]
             bars = model_outputs["relation_bars"].float().reshape(-1, len(labels))[0]
-            probabilities = relations.decision_logits(logits[None], scale, bars)[0].softmax(-1)
+            probabilities = model_outputs["decision_logits"][0].float().softmax(-1)
             similarity = (logits / scale).tolist()
         scores, indices = probabilities.topk(len(labels) if top_k is None else min(top_k, len(labels)))
         ranked = [

@@ -485,8 +485,8 @@ class TripleExtractor:
         """
         labels = self.labels if relations is None else list(relations.labels)
         logits_all = torch.empty(len(items), len(labels))
+        decision_all = torch.empty(len(items), len(labels))  # margins past the bars (call-time relations)
         scale = torch.tensor(1.0)
-        bars = torch.full((len(labels),), float("nan"))
         order = sorted(range(len(items)), key=lambda k: len(items[k][0]))
         device = self.model.device
         for begin in range(0, len(order), self.batch_size):
@@ -507,20 +507,23 @@ class TripleExtractor:
             logits_all[chunk] = outputs.logits.float().cpu()  # (pairs, relations)
             if outputs.logit_scale is not None:
                 scale = outputs.logit_scale.float().cpu()
-            if outputs.relation_bars is not None:
-                bars = outputs.relation_bars.float().cpu()
+            if relations is not None:
+                decision = getattr(outputs, "decision_logits", None)
+                if decision is None:  # a model whose code predates example detectors: margins past the bars
+                    bars = outputs.relation_bars.float().cpu()
+                    decision = relations.decision_logits(logits_all[chunk], outputs.logit_scale.float().cpu(), bars)
+                decision_all[chunk] = decision.float().cpu()
         if relations is None:
             symmetric = tuple(getattr(self.model.config, "symmetric_relations", None) or ())
             return PairScores(
                 self.labels, self.model.config.relation_bank, logits_all.softmax(-1), logits_all.argmax(-1),
                 symmetric=symmetric,
             )  # fmt: skip
-        decision = relations.decision_logits(logits_all, scale, bars)  # margins past the bars: score = decision
         return PairScores(
             labels,
             relations.bank,
-            decision.softmax(-1),
-            decision.argmax(-1),
+            decision_all.softmax(-1),  # the margins past the bars: the best score is the decision
+            decision_all.argmax(-1),
             logits_all / scale,
             tuple(relations.symmetric_labels),
         )

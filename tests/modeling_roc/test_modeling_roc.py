@@ -476,6 +476,51 @@ def test_a_threshold_takes_the_place_of_the_competition_with_none():
     assert relations.labels == ("None", "a", "b") and relations.thresholds == (None, 0.3, None)
 
 
+def test_a_relation_given_with_examples_is_decided_by_a_detector_fit_against_the_pool(make_model):
+    from modeling_roc.modeling_roc import CallTimeRelations
+
+    model = make_model(pair_pool_size=400, new_relation_false_positive_rate=0.05).eval()
+    generator = torch.Generator().manual_seed(0)
+    dim = model.config.pair_embed_dim
+    pool = torch.randn(400, dim, generator=generator)
+    pool[:, 0] += 3.0  # the pool's pairs share a direction, as a model's training pairs do
+    model.pair_pool.copy_(pool)
+    # a new relation's examples: like the pool along that shared direction, apart from it along another
+    direction = torch.zeros(dim)
+    direction[1] = 1.0
+    examples = pool[:5] + 4.0 * direction
+    example = {"tokens": ["x"], "subject": {"start": 0, "end": 1}, "object": {"start": 0, "end": 1}}
+    relations = CallTimeRelations(
+        labels=("None", "new", "fixed"), descriptions=("no relation", "a new relation", "another"),
+        thresholds=(None, None, 0.2), symmetric=(False,) * 3, examples=((), (example,) * 5, (example,)),
+        example_embeds=(None, examples, pool[:1]),
+    )  # fmt: skip
+
+    detectors = model.example_detectors(relations)
+    assert set(detectors) == {1}, "a relation with a threshold keeps its threshold, not a detector"
+    with torch.no_grad():
+        embeds = model.get_call_time_relation_features(relations)
+        bars = model.relation_bars(relations, embeds)
+        scale = model.get_logit_scale()
+        pairs = torch.cat([pool[5:] + 4.0 * direction, pool])  # new pairs like the examples, then the pool itself
+        logits = (
+            scale * torch.nn.functional.normalize(pairs, dim=-1) @ torch.nn.functional.normalize(embeds, dim=-1).t()
+        )
+        decision = model.call_time_decision_logits(pairs, relations, logits, scale, bars)
+    assert bars[1].isnan() and bars[2] == pytest.approx(0.2), "the detector's relation shows no cosine bar"
+    fires_on_new, fires_on_pool = (decision[:395, 1] > 0).float().mean(), (decision[395:, 1] > 0).float().mean()
+    assert fires_on_pool <= 0.05 + 1e-6, "the bar lets through the configured share of the pool"
+    assert fires_on_new > 0.9, "pairs like the examples pass it"
+    # the cosine to the prototype cannot tell them apart as well: the shared direction dominates both
+    model.config.example_decision = "cosine_bar"
+    assert model.example_detectors(relations) == {}
+    with torch.no_grad():
+        cosine_bars = model.relation_bars(relations, embeds)
+        cosine = model.call_time_decision_logits(pairs, relations, logits, scale, cosine_bars)
+    assert (cosine[:395, 1] > 0).float().mean() < 0.2  # measured: 0.07 against the detector's 0.93
+    assert not cosine_bars[1].isnan()
+
+
 @pytest.mark.parametrize(
     "relations, message",
     [

@@ -232,9 +232,9 @@ def test_the_score_shown_is_what_decided_a_thresholded_relation(pipe):
 
 
 def test_examples_given_at_call_time_decide_without_changing_the_model(make_model, processor):
-    model = make_model(pair_pool_size=6, prototype_weight=1.0).eval()
-    others = [("Bob Smith works for Google in London".split(), (0, 2), (4, 5)),
-              ("Alice joined the Red Cross last year".split(), (0, 1), (3, 5))] * 3  # fmt: skip
+    words = "Alice joined the Red Cross last year while Carol met Dave at the Paris office in June".split()
+    others = [(words[i : i + 7], (0, 1), (3, 5)) for i in range(12)]  # a pool of 12 different training pairs
+    model = make_model(pair_pool_size=len(others), prototype_weight=1.0).eval()
     with torch.no_grad():
         pool = model.get_pair_features(**processor(
             [t for t, _, _ in others], [{"start": a, "end": b, "type": "PERSON"} for _, (a, b), _ in others],
@@ -248,8 +248,15 @@ def test_examples_given_at_call_time_decide_without_changing_the_model(make_mode
     with_examples = pipe(EXAMPLE, relations={"engaged_to": {"description": odd, "examples": [EXAMPLE]}}, top_k=None)
     entry = {r["relation"]: r for r in with_examples}["engaged_to"]
     assert entry["similarity"] == pytest.approx(1.0, abs=1e-4)  # the prototype of the pair itself
-    assert entry["threshold"] is not None and entry["threshold"] < 1.0  # the pool's bar, not "no relation"'s
+    assert entry["threshold"] is None  # its examples' detector decides, not a cosine bar
     assert with_examples[0]["relation"] == "engaged_to"
+    model.config.example_decision = "cosine_bar"  # the rule it replaced: the cosine against the pool's bar
+    by_cosine = {
+        r["relation"]: r
+        for r in pipe(EXAMPLE, relations={"engaged_to": {"description": odd, "examples": [EXAMPLE]}}, top_k=None)
+    }
+    assert by_cosine["engaged_to"]["threshold"] is not None and by_cosine["engaged_to"]["threshold"] < 1.0
+    model.config.example_decision = "whitened_prototype"
     assert {r["relation"]: r["similarity"] for r in without}["engaged_to"] != entry["similarity"]
     assert model.config.relation_bank == bank_before and torch.equal(model.get_relation_features(), features_before)
     # a trained relation given with its trained description competes with "no relation", as in the bank
