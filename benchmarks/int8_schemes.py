@@ -16,7 +16,8 @@
    matrix units: the float32 model under `torch.autocast("cpu", torch.bfloat16)` (`bfloat16_autocast`), the encoders
    and fusion layers in bfloat16 with the pair head and retrieval in float32 (`bfloat16_encoders`:
    `precision="bfloat16"`, what `"auto"` picks on such a CPU), and the whole model cast to bfloat16
-   (`bfloat16_whole_model`).
+   (`bfloat16_whole_model`). With `--onnxruntime`, also the text encoder in ONNX Runtime, float32
+   (`precision="onnxruntime"`, what `"auto"` picks on an AMD CPU without bfloat16 units).
 3. For float32 and each scheme: micro-F1 over every label but None (the field's metric) and accuracy on the whole
    `--split`, agreement with float32, with `--rebatch_size` the share of predictions unchanged when the same examples
    come in batches of another size (dynamic int8 scales activations per batch, padding included), and examples/s on
@@ -38,13 +39,14 @@ from pathlib import Path
 
 import datasets
 import torch
-from results_io import positive_int, result_name, write_result
+from results_io import cpu_record, positive_int, result_name, write_result
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from modeling_roc import ROCModel, ROCProcessor, bfloat16_encoders, quantize_int8  # noqa: E402
+from modeling_roc.precision_roc import onnxruntime_text_encoder  # noqa: E402
 from roc_mre.metrics.re_f1.re_f1 import micro_scores  # noqa: E402
 from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
 
@@ -78,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bfloat16",
         action="store_true",
         help="Also measure bfloat16: autocast, the encoders in bfloat16 (precision='bfloat16'), the whole model.",
+    )
+    parser.add_argument(
+        "--onnxruntime",
+        action="store_true",
+        help="Also measure the text encoder in ONNX Runtime, float32 (precision='onnxruntime'; needs roc-mre[onnx]).",
     )
     parser.add_argument("--batch_size", type=positive_int, default=32)
     parser.add_argument(
@@ -185,6 +192,10 @@ def main(argv: list[str] | None = None) -> dict:
         models["bfloat16_encoders"] = bfloat16_encoders(model)
         models["bfloat16_whole_model"] = bfloat16_encoders(model).to(torch.bfloat16)
         bfloat16_schemes = ["bfloat16_autocast", "bfloat16_encoders", "bfloat16_whole_model"]
+    other_schemes = []
+    if args.onnxruntime:
+        models["onnxruntime"] = onnxruntime_text_encoder(model)
+        other_schemes.append("onnxruntime")
 
     def run(name: str, batches: list[dict]) -> torch.Tensor:
         if name in engine_of:
@@ -232,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
             "same_prediction_rebatched": batch_independence("float32"),
         }
     }
-    for name in [*engine_of, *bfloat16_schemes]:
+    for name in [*engine_of, *bfloat16_schemes, *other_schemes]:
         per_channel, keep = schemes.get(name.rsplit("/", 1)[0], (None, []))
         own = scores(predictions[name], references, none_id)
         agree = sum(a == b for a, b in zip(predictions[name], predictions["float32"])) / len(references)
@@ -255,6 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
+            "cpu": cpu_record(),
+            "onnxruntime": __import__("onnxruntime").__version__ if args.onnxruntime else None,
             "load_average_1_5_15min": [round(v, 2) for v in load_start],
             "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         },

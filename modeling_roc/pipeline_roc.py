@@ -47,11 +47,11 @@ class ROCRelationExtractionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def __init__(self, *args, precision: str = "auto", quantize: str | None = None, **kwargs):
-        """`precision`: `"auto"` (encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16, else
-        float32), `"float32"`, `"bfloat16"` or `"int8"` (CPU only); see `modeling_roc.for_inference`. The model given
-        is not changed.
-        `quantize="int8"` is the older spelling of `precision="int8"`. A copy (bfloat16, int8) is made again when
-        `self.model`'s config or weights change (`pipe.model.set_relation_bank(...)`, `load_state_dict`).
+        """`precision`: `"auto"` (encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16; the text
+        encoder in ONNX Runtime on an AMD CPU without it, when installed; else float32), `"float32"`, `"bfloat16"`,
+        `"int8"` or `"onnxruntime"` (CPU only); see `modeling_roc.for_inference`. The model given is not changed.
+        `quantize="int8"` is the older spelling of `precision="int8"`. A copy (bfloat16, int8, onnxruntime) is made
+        again when `self.model`'s config or weights change (`pipe.model.set_relation_bank(...)`, `load_state_dict`).
         `self.resolved_precision` says what `precision` chose on this machine."""
         precision = precision_from_quantize(precision, quantize)
         super().__init__(*args, **kwargs)

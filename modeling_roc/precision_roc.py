@@ -1,4 +1,5 @@
-"""Inference precision for ROC models: float32, bfloat16 encoders, int8 dynamic quantization, and `"auto"`.
+"""Inference precision for ROC models: float32, bfloat16 encoders, int8 dynamic quantization, float32 in ONNX Runtime,
+and `"auto"`.
 
 Users run relation extraction over many posts on CPUs, where precision is the knob that matters most: the text encoder
 is 85% of extraction time (docs/speed.md). Each option here returns a model for inference without changing the one
@@ -6,26 +7,36 @@ given, so a server can keep its float32 model. Speed and F1 against float32 on t
 `benchmarks/results/int8_schemes_default_seed*.json`.
 
 This file is copied next to the weights by `save_pretrained` (remote code; `pipeline_roc.py` imports it): it imports
-only `torch` and the standard library.
+only `torch`, `transformers` and the standard library (`onnxruntime` and `onnx` only when `"onnxruntime"` is used).
 """
 
 from __future__ import annotations
 
 import copy
 import fnmatch
+import importlib.util
+import inspect
+import io
 import warnings
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
 
 
 if TYPE_CHECKING:
     from .modeling_roc import ROCModel
 
 
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8", "onnxruntime")
+
+# CPU vendors where ONNX Runtime's float32 beat torch's: an AMD EPYC with AVX2 only, the MiniLM-L6 encoder 2.03x with
+# identical outputs (issue 39). On the Intel Xeon with AMX it was slower (0.83x; bfloat16 wins there) and other
+# families are not measured, so `"auto"` keeps torch on them: never slower than float32 torch where not measured.
+ONNXRUNTIME_FASTER_ON = ("AuthenticAMD",)
 
 
 # What bfloat16 costs where the CPU emulates it (an AMD EPYC with AVX2 only, torch 2.14.1, 2 threads; issue 39).
@@ -44,20 +55,51 @@ def cpu_has_native_bfloat16() -> bool:
     return bool((is_avx512_bf16 is not None and is_avx512_bf16()) or (is_amx is not None and is_amx()))
 
 
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The concrete precision (`"float32"`, `"bfloat16"` or `"int8"`) that `precision` means on `device`.
+@cache
+def cpu_vendor() -> str:
+    """The CPU's vendor string (`GenuineIntel`, `AuthenticAMD`, ...) from /proc/cpuinfo; "" where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
 
-    `"auto"` is `"bfloat16"` (`bfloat16_encoders`) on a CPU with hardware bfloat16 and `"float32"` everywhere else (a
-    GPU included: bfloat16 there is not measured by this project yet). Raises `ValueError` for an unknown name or int8
-    off the CPU.
+
+def onnxruntime_available() -> bool:
+    """Whether `precision="onnxruntime"` can run here: ONNX Runtime and the ONNX exporter's `onnx` are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The concrete precision (`"float32"`, `"bfloat16"`, `"int8"` or `"onnxruntime"`) `precision` means on `device`.
+
+    `"auto"`, by what the CPU has: `"bfloat16"` (`bfloat16_encoders`) with hardware bfloat16 (AVX-512 BF16 / AMX);
+    `"onnxruntime"` (`onnxruntime_text_encoder`) on a CPU family where it was measured faster than torch
+    (`ONNXRUNTIME_FASTER_ON`) when ONNX Runtime is installed (`pip install "roc-mre[onnx]"`); `"float32"` everywhere
+    else, a GPU included (bfloat16 there is not measured by this project yet). Raises `ValueError` for an unknown name
+    or int8 / ONNX Runtime off the CPU.
     """
     device = torch.device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
     if precision == "auto":
-        return "bfloat16" if device.type == "cpu" and cpu_has_native_bfloat16() else "float32"
+        if device.type != "cpu":
+            return "float32"
+        if cpu_has_native_bfloat16():
+            return "bfloat16"
+        if cpu_vendor() in ONNXRUNTIME_FASTER_ON and onnxruntime_available():
+            return "onnxruntime"
+        return "float32"
     if precision == "int8" and device.type != "cpu":
         raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {device}.")
+    if precision == "onnxruntime" and device.type != "cpu":
+        raise ValueError(
+            f"precision='onnxruntime' runs on CPU only (its CPU execution provider); the model is on {device}."
+        )
     return precision
 
 
@@ -78,6 +120,8 @@ def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
         return bfloat16_encoders(model)
     if resolved == "int8":
         return quantize_int8(model)
+    if resolved == "onnxruntime":
+        return onnxruntime_text_encoder(model)
     if precision == "float32" and model.dtype != torch.float32:
         # asked for by name: a model loaded with dtype=torch.bfloat16 is scored by a float32 copy, as asked
         return copy.deepcopy(model).float().eval()
@@ -164,13 +208,107 @@ def quantize_int8(model: ROCModel, per_channel: bool = True, keep_float: Sequenc
     return quantized.eval()
 
 
+class _LastHiddenState(nn.Module):
+    """What the exporter traces: the encoder called by keyword (its positional order differs between models and
+    transformers versions), returning only `last_hidden_state`, the one output ROC reads."""
+
+    def __init__(self, encoder: nn.Module, input_names: Sequence[str]):
+        super().__init__()
+        self.encoder, self.input_names = encoder, tuple(input_names)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.encoder(**dict(zip(self.input_names, inputs))).last_hidden_state
+
+
+class OnnxRuntimeEncoder(nn.Module):
+    """A text encoder exported to ONNX (in memory, nothing written to disk) and run by ONNX Runtime's CPU execution
+    provider, in float32: called like the transformers module it replaces, it returns the same `last_hidden_state`
+    (to about 1e-5). Its hidden states per layer and attentions are not exported: asking for them is an error."""
+
+    def __init__(self, encoder: nn.Module, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError(
+                "precision='onnxruntime' needs ONNX Runtime and onnx: pip install \"roc-mre[onnx]\""
+            ) from error
+        accepted = inspect.signature(encoder.forward).parameters
+        self.input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+        self.config = encoder.config
+        sample = {name: torch.ones(2, 8, dtype=torch.long) for name in self.input_names}
+        buffer = io.BytesIO()
+        dynamic = {name: {0: "batch", 1: "sequence"} for name in (*self.input_names, "last_hidden_state")}
+        with warnings.catch_warnings():
+            # torch's TorchScript-based exporter warns that a newer one exists; it is the one that needs no onnxscript
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _LastHiddenState(copy.deepcopy(encoder).float().eval(), self.input_names),
+                tuple(sample.values()),
+                buffer,
+                input_names=self.input_names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=dynamic,
+                opset_version=17,
+                dynamo=False,
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: its notices would reach every user's log
+        self.session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        **unused,
+    ) -> BaseModelOutput:
+        if output_hidden_states or output_attentions:
+            raise ValueError(
+                "precision='onnxruntime' returns the last hidden state only; use precision='float32' for hidden "
+                "states or attentions."
+            )
+        given = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids) if attention_mask is None else attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids,
+        }
+        feed = {name: given[name].detach().cpu().to(torch.int64).numpy() for name in self.input_names}
+        (states,) = self.session.run(["last_hidden_state"], feed)
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(states))
+
+
+def onnxruntime_text_encoder(model: ROCModel, threads: int | None = None) -> ROCModel:
+    """A float32 copy of `model` for CPU inference whose text encoder (85% of extraction time) runs in ONNX Runtime.
+
+    The same arithmetic as float32 torch (outputs equal to about 1e-5, so the same predictions), in kernels tuned
+    per CPU: on an AMD EPYC with AVX2 only the MiniLM-L6 encoder ran 2.03x torch's float32, on the Intel Xeon with
+    AMX 0.83x (issue 39; `benchmarks/results/int8_schemes_*onnx*.json`). The rest of the model (fusion, pair head,
+    retrieval) stays in torch. Needs `pip install "roc-mre[onnx]"`; the copy cannot be trained or saved.
+    """
+    if model.device.type != "cpu":
+        raise ValueError(f"precision='onnxruntime' runs on CPU only; the model is on {model.device}.")
+    converted = copy.deepcopy(model).float().eval()
+    converted.text_model = OnnxRuntimeEncoder(converted.text_model, threads)
+    return converted
+
+
 __all__ = [
     "BFLOAT16_EMULATED",
     "INT8_KEEP_FLOAT",
+    "ONNXRUNTIME_FASTER_ON",
     "PRECISIONS",
+    "OnnxRuntimeEncoder",
     "bfloat16_encoders",
     "cpu_has_native_bfloat16",
+    "cpu_vendor",
     "for_inference",
+    "onnxruntime_available",
+    "onnxruntime_text_encoder",
     "precision_from_quantize",
     "quantize_int8",
     "resolve_precision",

@@ -52,7 +52,7 @@ from .defaults import DEFAULT_IGNORED_TYPES, DEFAULT_MAX_ENTITIES, DEFAULT_NER
 
 
 # modeling_roc.PRECISIONS, spelled here so that `--help` does not import torch (a test checks the two agree)
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8", "onnxruntime")
 
 
 if TYPE_CHECKING:
@@ -130,9 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         choices=PRECISIONS,
         help="Inference precision (default: %(default)s = the encoders in bfloat16 on a CPU with hardware bfloat16 "
-        "(AVX-512 BF16 / AMX), float32 elsewhere and on GPUs). float32: the model as trained; bfloat16: the text "
-        "encoder, vision encoder and fusion layers in bfloat16 (2.6-2.7x float32 on such a CPU, F1 within 0.2); "
-        "int8: dynamic quantization, CPU only. docs/speed.md gives the measured speed and F1 of each.",
+        "(AVX-512 BF16 / AMX); onnxruntime on an AMD CPU without it when roc-mre[onnx] is installed; float32 "
+        "elsewhere and on GPUs). float32: the model as trained; bfloat16: the text encoder, vision encoder and fusion "
+        "layers in bfloat16 (2.6-2.7x float32 on such a CPU, F1 within 0.2; slower than float32 where the CPU lacks "
+        "bfloat16 units); int8: dynamic quantization, CPU only; onnxruntime: the text encoder in ONNX Runtime, same "
+        "float32 results (CPU only; pip install 'roc-mre[onnx]'). docs/speed.md gives the measured speed and F1 of "
+        "each.",
     )
     parser.add_argument(
         "--quantize", choices=["none", "int8"], help="Deprecated: --quantize int8 is --precision int8."
@@ -170,8 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             torch.device(args.device)
         except RuntimeError as err:
             parser.error(f"--device {args.device}: {str(err).splitlines()[0]}")
-    if args.precision == "int8" and (args.device or "cpu") != "cpu":
-        parser.error(f"--precision int8 runs on CPU only, got --device {args.device}.")
+    if args.precision in ("int8", "onnxruntime") and (args.device or "cpu") != "cpu":
+        parser.error(f"--precision {args.precision} runs on CPU only, got --device {args.device}.")
     if not 0.0 <= args.min_score <= 1.0:
         parser.error(f"--min_score is a softmax score in [0, 1], got {args.min_score}.")
     if args.top_k is not None and args.top_k < 1:
@@ -497,7 +500,7 @@ def run(
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # the weight-loading bar too
-        device = args.device or ("cpu" if args.precision == "int8" else _default_device(shard))
+        device = args.device or ("cpu" if args.precision in ("int8", "onnxruntime") else _default_device(shard))
         extractor = _load_extractor(args, tagger, device)
     try:  # checked against the model before any output is touched
         relations = extractor.relation_set(getattr(args, "relations", None))

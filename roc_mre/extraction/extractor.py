@@ -286,10 +286,12 @@ class TripleExtractor:
             `None`: no cap.
         precision (`str`, *optional*, defaults to `"auto"`):
             `"auto"`: encoders and fusion layers in bfloat16 on a CPU with hardware bfloat16 (AVX-512 BF16 / AMX),
-            else float32; `"float32"`, `"bfloat16"`, or `"int8"` (dynamic quantization, CPU only). See
+            the text encoder in ONNX Runtime on an AMD CPU without it (when `roc-mre[onnx]` is installed), else
+            float32; `"float32"`, `"bfloat16"`, `"int8"` (dynamic quantization, CPU only) or `"onnxruntime"` (the
+            text encoder in ONNX Runtime, float32, CPU only). See
             `modeling_roc.for_inference` and docs/speed.md for the measured speed and F1 of each. The model given is
-            not changed; bfloat16 and int8 score with a copy made here (`self.model`), so later changes to the given
-            model are not seen.
+            not changed; bfloat16, int8 and onnxruntime score with a copy made here (`self.model`), so later changes to
+            the given model are not seen.
         quantize (`str`, *optional*):
             The older spelling of `precision="int8"` (deprecated).
     """

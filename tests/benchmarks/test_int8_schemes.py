@@ -4,6 +4,7 @@ built, the layers it keeps in float32 are the most sensitive it measured, and th
 import json
 import sys
 
+import pytest
 from helpers.tiny_models import REPO_ROOT
 from helpers.train_fixtures import write_tiny_dataset
 
@@ -69,3 +70,14 @@ def test_no_k_skips_the_sensitivity_pass(make_model, tokenizer, tmp_path):
     assert record["sensitivity"] == [] and record["calibration"]["examples"] == 0
     assert list(record["schemes"]) == ["float32", f"per_tensor/{record['calibration']['engine']}",
                                        f"per_channel/{record['calibration']['engine']}"]  # fmt: skip
+
+
+def test_onnxruntime_is_a_scheme_that_agrees_with_float32_and_the_cpu_is_named(make_model, tokenizer, tmp_path):
+    pytest.importorskip("onnxruntime")
+    record = run_on_a_tiny_model(
+        make_model, tokenizer, tmp_path,
+        "--keep_most_sensitive", "--batch_size", "8", "--num_batches", "1", "--repeats", "1", "--onnxruntime",
+    )  # fmt: skip
+    row = record["schemes"]["onnxruntime"]
+    assert row["agreement_with_float32"] == 100.0 and row["f1_drop_points"] == 0.0  # the same float32 arithmetic
+    assert record["machine"]["onnxruntime"] and set(record["machine"]["cpu"]) >= {"vendor", "flags", "emulation"}

@@ -710,10 +710,84 @@ def test_precision_names_resolve_per_device_and_bad_ones_are_one_line_errors(mak
     assert precision_roc.resolve_precision("auto", "cpu") == "float32"
     with pytest.warns(UserWarning, match="without hardware bfloat16"):  # asked for: honoured, with the reason
         assert for_inference(model, "bfloat16").text_model.dtype == torch.bfloat16
-    with pytest.raises(ValueError, match="must be one of auto, float32, bfloat16, int8; got 'float16'"):
+    with pytest.raises(ValueError, match="must be one of auto, float32, bfloat16, int8, onnxruntime; got 'float16'"):
         precision_roc.resolve_precision("float16", "cpu")
     with pytest.raises(ValueError, match="runs on CPU only; the model is on cuda"):
         precision_roc.resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="runs on CPU only"):
+        precision_roc.resolve_precision("onnxruntime", "cuda")
+
+
+@pytest.mark.parametrize(
+    "vendor, bfloat16_units, onnxruntime, chosen",
+    [
+        ("AuthenticAMD", False, True, "onnxruntime"),  # measured 2.03x torch's float32 there (issue 39)
+        ("AuthenticAMD", False, False, "float32"),  # not installed: torch, never an import error
+        ("AuthenticAMD", True, True, "bfloat16"),  # hardware bfloat16 first
+        ("GenuineIntel", False, True, "float32"),  # not measured faster there: never slower than torch float32
+        ("", False, True, "float32"),  # an unknown CPU
+    ],
+)
+def test_auto_chooses_by_the_cpus_family(monkeypatch, vendor, bfloat16_units, onnxruntime, chosen):
+    import modeling_roc.precision_roc as precision_roc
+
+    monkeypatch.setattr(precision_roc, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda: bfloat16_units)
+    monkeypatch.setattr(precision_roc, "onnxruntime_available", lambda: onnxruntime)
+    assert precision_roc.resolve_precision("auto", "cpu") == chosen
+    assert precision_roc.resolve_precision("auto", "cuda") == "float32"
+
+
+def _score(model, processor, relations=None):
+    from helpers.tiny_models import span
+
+    inputs = processor(
+        ["Bob Smith works for Google".split(), "Alice met Carol in Paris last June".split()],
+        [span(0, 2, "PERSON"), span(0, 1, "PERSON")],
+        [span(4, 5, "ORG"), span(2, 3, "PERSON")],
+    )
+    inputs.pop("labels", None)
+    with torch.no_grad():
+        return model(**inputs, **({} if relations is None else {"relations": relations}))
+
+
+def test_onnxruntime_scores_as_float32_torch_and_leaves_the_model_alone(make_model, processor):
+    pytest.importorskip("onnxruntime")
+    from modeling_roc import for_inference
+    from modeling_roc.precision_roc import OnnxRuntimeEncoder
+
+    model = make_model(vision_model_name=None).eval()
+    converted = for_inference(model, "onnxruntime")
+    assert isinstance(converted.text_model, OnnxRuntimeEncoder) and not isinstance(
+        model.text_model, OnnxRuntimeEncoder
+    )
+    expected, got = _score(model, processor), _score(converted, processor)
+    assert torch.allclose(got.logits, expected.logits, atol=1e-4)
+    relations = {"founded_by": "The subject founded the object."}
+    assert torch.allclose(
+        _score(converted, processor, relations).decision_logits,
+        _score(model, processor, relations).decision_logits,
+        atol=1e-4,
+    )
+    with pytest.raises(ValueError, match="last hidden state only; use precision='float32'"):
+        inputs = processor(["a b".split()], [{"start": 0, "end": 1}], [{"start": 1, "end": 2}])
+        inputs.pop("labels", None)
+        converted(**inputs, output_hidden_states=True)
+
+
+def test_onnxruntime_runs_an_mpnet_text_encoder_without_token_type_ids(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from helpers.train_fixtures import write_tiny_mpnet
+
+    from modeling_roc import ROCModel, ROCProcessor, for_inference
+
+    mpnet = write_tiny_mpnet(tmp_path / "mpnet")
+    bank = {"None": "no relation", "/per/org/member_of": "the person is a member of the organisation"}
+    model = ROCModel.from_encoders(str(mpnet), relation_bank=bank, num_fusion_layers=1, pair_embed_dim=16).eval()
+    processor = ROCProcessor.from_encoders(str(mpnet), max_length=64)
+    converted = for_inference(model, "onnxruntime")
+    assert converted.text_model.input_names == ["input_ids", "attention_mask"]
+    assert torch.allclose(_score(converted, processor).logits, _score(model, processor).logits, atol=1e-4)
 
 
 def test_int8_refuses_a_model_off_the_cpu_and_a_bare_string_of_layers(make_model):

@@ -231,6 +231,26 @@ def test_the_score_shown_is_what_decided_a_thresholded_relation(pipe):
                 assert (entry["score"] > by_label["None"]["score"]) == (entry["similarity"] > bar)
 
 
+def test_a_pipeline_in_onnxruntime_scores_as_float32_and_follows_the_models_weights(make_model, processor):
+    pytest.importorskip("onnxruntime")
+    model = make_model(vision_model_name=None).eval()
+    pipe = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="onnxruntime")
+    float32 = ROCRelationExtractionPipeline(model=model, processor=processor, device=-1, precision="float32")
+    assert pipe.resolved_precision == "onnxruntime"
+
+    def assert_same(relations=None):
+        got = pipe(EXAMPLE, top_k=None, relations=relations)
+        expected = float32(EXAMPLE, top_k=None, relations=relations)
+        assert [r["relation"] for r in got] == [r["relation"] for r in expected]
+        assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected], abs=1e-4)
+
+    assert_same()
+    assert_same({"founded_by": "The subject founded the object."})
+    with torch.no_grad():  # the text encoder's new weights are exported again
+        model.text_model.embeddings.word_embeddings.weight.mul_(-1.0)
+    assert_same()
+
+
 def test_examples_given_at_call_time_decide_without_changing_the_model(make_model, processor):
     words = "Alice joined the Red Cross last year while Carol met Dave at the Paris office in June".split()
     others = [(words[i : i + 7], (0, 1), (3, 5)) for i in range(12)]  # a pool of 12 different training pairs
