@@ -331,6 +331,10 @@ class ROCConfig(PretrainedConfig):
             kwargs["label2id"] = {label: i for i, label in enumerate(labels)}
         self.relation_bank = dict(relation_bank) if relation_bank else {}
         self.relation_score_offsets = relation_score_offsets or {}  # checked and made {label: float} by _validate
+        if isinstance(symmetric_relations, str):  # list("abc") would read it letter by letter
+            raise ValueError(
+                f"`symmetric_relations` must be a list of labels, got the string {symmetric_relations!r}."
+            )
         self.symmetric_relations = list(symmetric_relations or [])
         super().__init__(**kwargs)
         self._validate()

@@ -722,6 +722,12 @@ class ROCModel(ROCPreTrainedModel):
             self._frozen_relation_states = None
 
     def train(self, mode: bool = True):
+        inference_only = getattr(self, "inference_only", None)
+        if mode and inference_only:
+            raise RuntimeError(
+                f"This model is a {inference_only} copy for inference (`for_inference`); it cannot be trained. Train "
+                "the float32 model it was made from."
+            )
         self._invalidate_relation_cache()  # weights are about to change
         super().train(mode)
         if self.relation_model is not None and self.config.freeze_relation_encoder:

@@ -205,6 +205,7 @@ def quantize_int8(model: ROCModel, per_channel: bool = True, keep_float: Sequenc
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*deprecated.*", category=DeprecationWarning)
         quantized = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+    quantized.inference_only = "int8"  # `ROCModel.train` refuses: its weights are packed int8, without gradients
     return quantized.eval()
 
 
@@ -294,6 +295,7 @@ def onnxruntime_text_encoder(model: ROCModel, threads: int | None = None) -> ROC
         raise ValueError(f"precision='onnxruntime' runs on CPU only; the model is on {model.device}.")
     converted = copy.deepcopy(model).float().eval()
     converted.text_model = OnnxRuntimeEncoder(converted.text_model, threads)
+    converted.inference_only = "ONNX Runtime"  # `ROCModel.train` refuses: the text encoder has no torch weights
     return converted
 
 

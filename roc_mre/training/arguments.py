@@ -442,6 +442,11 @@ def _config_value(path: str, action: argparse.Action, value, parser: argparse.Ar
         if not isinstance(value, bool):  # "false" (a string) is not False
             parser.error(f"{path}: {action.dest} is an on/off flag: true or false, got {value!r}")
         return value
+    if action.nargs in ("*", "+"):
+        # a list flag: a string would be read letter by letter ("abc" -> ['a', 'b', 'c'])
+        if not isinstance(value, list):
+            parser.error(f"{path}: {action.dest} takes a list (e.g. [{value!r}]), got {value!r}")
+        return [_config_value(path, _one_value(action), item, parser) for item in value]
     if isinstance(value, (dict, list)):
         parser.error(f"{path}: {action.dest} takes one value, got {value!r}")
     text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -452,6 +457,11 @@ def _config_value(path: str, action: argparse.Action, value, parser: argparse.Ar
     if action.choices is not None and converted not in action.choices:
         parser.error(f"{path}: {action.dest}: invalid choice {value!r} (choose from {', '.join(action.choices)})")
     return converted
+
+
+def _one_value(action: argparse.Action) -> argparse.Action:
+    """`action` as if it took one value: a list flag's items are checked as the flag's single values are."""
+    return argparse.Action(action.option_strings, action.dest, type=action.type, choices=action.choices)
 
 
 def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -396,6 +396,24 @@ class TrainingState:
         if not isinstance(state["history"], list) or not all(isinstance(row, dict) for row in state["history"]):
             raise ValueError(f"{COMPLETE_MARKER}: history must be a list of epoch records")
 
+    @staticmethod
+    def check_schedule(state: dict, num_train_epochs: int, batches_per_epoch: int, total_steps: int) -> None:
+        """Refuse a saved state this run's schedule cannot have reached (`epoch: 99` of a 2-epoch run would skip
+        training and save the untrained model as the result). A longer `--num_train_epochs` than the saved run's is
+        fine: it continues."""
+        limits = {
+            "epoch": num_train_epochs,
+            "batches_done": batches_per_epoch,
+            "global_step": total_steps,
+            "best_epoch": state["epoch"],
+        }
+        for key, highest in limits.items():
+            if state[key] > highest:
+                raise ValueError(
+                    f"{COMPLETE_MARKER}: {key} {state[key]} is past this run's schedule (at most {highest}: "
+                    f"{num_train_epochs} epochs of {batches_per_epoch} batches, {total_steps} optimizer steps)"
+                )
+
 
 def compute_loss(
     outputs,
@@ -622,11 +640,19 @@ def check_random_states(path: Path, process_index: int) -> None:
         raise ValueError(f"{file.name} lacks {sorted(missing)}")
 
 
-def resume(accelerator: Accelerator, args: argparse.Namespace, state: TrainingState, checkpoints_dir: Path) -> None:
+def resume(
+    accelerator: Accelerator,
+    args: argparse.Namespace,
+    state: TrainingState,
+    checkpoints_dir: Path,
+    batches_per_epoch: int,
+    total_steps: int,
+) -> None:
     """Restore model, optimizer, schedule, sampler and RNG (`load_state`) and this run's `TrainingState`.
 
-    The training state is read from the checkpoint's JSON marker, never unpickled. With `latest`, a checkpoint that
-    fails to load (a truncated file, say) is named and the previous complete one is tried.
+    The training state is read from the checkpoint's JSON marker, never unpickled, and must fit this run's schedule
+    (`TrainingState.check_schedule`). With `latest`, a checkpoint that fails to load (a truncated file, say) is named
+    and the previous complete one is tried.
     """
     if args.resume_from_checkpoint == "latest":
         candidates = complete_checkpoints(checkpoints_dir)[::-1]
@@ -649,6 +675,7 @@ def resume(accelerator: Accelerator, args: argparse.Namespace, state: TrainingSt
         try:
             saved = json.loads((path / COMPLETE_MARKER).read_text(encoding="utf-8"))
             TrainingState.check(saved)
+            TrainingState.check_schedule(saved, args.num_train_epochs, batches_per_epoch, total_steps)
             check_random_states(path, accelerator.process_index)
             accelerator.load_state(str(path))
         except Exception as err:  # noqa: BLE001 - any unreadable file of this checkpoint: say which, try the previous
@@ -903,7 +930,7 @@ def _train_and_evaluate(
         if args.report_to != "none":
             accelerator.init_trackers(TRACKER_PROJECT, config={k: v for k, v in vars(args).items() if v is not None})
         if args.resume_from_checkpoint:
-            resume(accelerator, args, state, output_dir / "checkpoints")
+            resume(accelerator, args, state, output_dir / "checkpoints", len(train_loader), total_steps)
         log = LogHistory(accelerator, output_dir / "log_history.jsonl", state.global_step)
 
         progress = tqdm(

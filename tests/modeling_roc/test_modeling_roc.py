@@ -1,3 +1,4 @@
+import importlib.util
 import json
 
 import pytest
@@ -289,6 +290,12 @@ def test_config_rejects_bad_values():
         ROCModel(ROCConfig())
     with pytest.raises(ValueError, match="differ from the `relation_bank` labels"):
         ROCConfig(relation_bank=TINY_BANK, id2label={0: "None", 1: "other"})
+    with pytest.raises(ValueError, match="`symmetric_relations` must be a list of labels, got the string 'abc'"):
+        ROCConfig(relation_bank=TINY_BANK, symmetric_relations="abc")
+    with pytest.raises(ValueError, match="`example_decision`"):
+        ROCConfig(relation_bank=TINY_BANK, example_decision="nearest")
+    with pytest.raises(ValueError, match="`example_shrinkage` must be a number > 0"):
+        ROCConfig(relation_bank=TINY_BANK, example_shrinkage=0)
 
 
 def test_from_encoders_carries_the_pretrained_minilm_weights():
@@ -788,6 +795,18 @@ def test_onnxruntime_runs_an_mpnet_text_encoder_without_token_type_ids(tmp_path)
     converted = for_inference(model, "onnxruntime")
     assert converted.text_model.input_names == ["input_ids", "attention_mask"]
     assert torch.allclose(_score(converted, processor).logits, _score(model, processor).logits, atol=1e-4)
+
+
+def test_an_int8_or_onnxruntime_copy_refuses_to_train_and_the_model_it_came_from_still_trains(make_model):
+    from modeling_roc import for_inference, quantize_int8
+
+    model = make_model(vision_model_name=None)
+    with pytest.raises(RuntimeError, match="int8 copy for inference .* cannot be trained"):
+        quantize_int8(model).train()
+    if importlib.util.find_spec("onnxruntime") is not None:
+        with pytest.raises(RuntimeError, match="ONNX Runtime copy for inference"):
+            for_inference(model, "onnxruntime").train()
+    assert model.train().training and not quantize_int8(model).eval().training
 
 
 def test_int8_refuses_a_model_off_the_cpu_and_a_bare_string_of_layers(make_model):

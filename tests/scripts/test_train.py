@@ -398,6 +398,7 @@ def test_non_positive_counts_are_refused_at_parse_time(flag, value, capsys):
         ('use_images: "false"', "on/off flag"),
         ("max_train_samples: 0", "max_train_samples"),
         ("learning_rate: [1, 2]", "one value"),
+        ('symmetric_relations: "abc"', "takes a list (e.g. ['abc'])"),  # never read letter by letter
     ],
 )
 def test_config_file_values_are_checked_like_command_line_values(line, reason, tmp_path, capsys):
@@ -410,6 +411,15 @@ def test_config_file_values_are_checked_like_command_line_values(line, reason, t
         parse_args(["--config", str(config)])
     err = capsys.readouterr().err
     assert str(config) in err and reason in err, err
+
+
+def test_a_list_flag_in_a_config_file_is_a_list(tmp_path):
+    sys.path.insert(0, str(REPO_ROOT))
+    from train import parse_args
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"dataset_name_or_path: d\noutput_dir: {tmp_path / 'out'}\nsymmetric_relations: [a, b]\n")
+    assert parse_args(["--config", str(config)]).symmetric_relations == ["a", "b"]
 
 
 def test_bf16_from_the_accelerate_config_is_recorded_and_reruns(inputs, tmp_path, monkeypatch):
@@ -736,14 +746,17 @@ def test_a_tampered_training_state_or_a_missing_random_state_is_named_and_never_
     assert len(checkpoints) >= 3
     newest, second, third = checkpoints[-1], checkpoints[-2], checkpoints[-3]
     state = json.loads((newest / "training_state.json").read_text())
-    state["epoch"] = -3
+    state["epoch"] = 99  # of a 1-epoch run: trusted, it skipped training and saved the untrained model
     (newest / "training_state.json").write_text(json.dumps(state))
     (second / "random_states_0.pkl").unlink()
     for name in ("eval_results.json", "all_results.json"):
         (run / name).unlink()
 
     done = _run(_train_args(inputs, run, *flags, "--resume_from_checkpoint", "latest"))
-    assert f"{newest} cannot be loaded: ValueError: training_state.json: epoch must be an integer >= 0" in done.stderr
+    assert (
+        f"{newest} cannot be loaded: ValueError: training_state.json: epoch 99 is past this run's schedule (at most 1"
+        in done.stderr
+    )
     assert f"{second} cannot be loaded: FileNotFoundError: random_states_0.pkl is missing" in done.stderr
     assert f"Resumed from {third}" in done.stdout + done.stderr
 
@@ -755,6 +768,7 @@ def test_the_training_state_check_refuses_what_train_py_never_writes():
     TrainingState.check(good)
     for key, value, message in [
         ("global_step", 2.5, "global_step must be an integer >= 0"),
+        ("epoch", -3, "epoch must be an integer >= 0"),
         ("best_f1", 250.0, r"best_f1 must be a number in \[-1.0, 100.0\]"),
         ("temperature", 0.0, "temperature must be a positive number"),
         ("history", {"epoch": 1}, "history must be a list"),
@@ -763,6 +777,10 @@ def test_the_training_state_check_refuses_what_train_py_never_writes():
             TrainingState.check({**good, key: value})
     with pytest.raises(ValueError, match="must hold exactly"):
         TrainingState.check({**good, "planted": 1})
+    TrainingState.check_schedule({**good, "epoch": 2, "global_step": 20}, 3, 10, 30)  # a longer run continues
+    for key, value in [("epoch", 4), ("batches_done", 11), ("global_step", 31), ("best_epoch", 3)]:
+        with pytest.raises(ValueError, match=f"{key} {value} is past this run's schedule"):
+            TrainingState.check_schedule({**good, "epoch": 2, key: value}, 3, 10, 30)
 
 
 def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_its_cost(monkeypatch, caplog):
