@@ -189,11 +189,19 @@ def check_output_dir(args: argparse.Namespace) -> None:
 
 
 def remove_previous_run(output_dir: Path) -> list[str]:
-    """Delete the files of an earlier run in `output_dir` (RUN_FILE_PATTERNS, RUN_DIRS), nothing else."""
+    """Delete the files of an earlier run in `output_dir` (RUN_FILE_PATTERNS, RUN_DIRS), nothing else.
+
+    A pattern's `*` stands for a split that run evaluated (its recorded `training_args.json`), never any name: a
+    user's `predictions_my_handlabels.jsonl` beside the run is not the run's and stays.
+    """
+    recorded = _recorded_args(output_dir)
+    splits = {recorded.get(key) for key in ("validation_split", "test_split", "eval_split")}
+    splits = sorted(s for s in splits if isinstance(s, str) and s and "/" not in s)
     removed = []
     for pattern in RUN_FILE_PATTERNS:
-        for path in output_dir.glob(pattern):
-            if path.is_file():
+        names = [pattern.replace("*", split) for split in splits] if "*" in pattern else [pattern]
+        for path in (output_dir / name for name in names):
+            if path.is_file() and not path.is_symlink():
                 path.unlink()
                 removed.append(path.name)
     for name in RUN_DIRS:

@@ -330,7 +330,12 @@ def test_training_into_a_finished_run_folder_is_refused_unless_told(trained_run,
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    (run / "predictions_old_split.jsonl").write_text("{}\n")  # a result of the earlier run only
+    recorded = json.loads((run / "training_args.json").read_text())
+    (run / "training_args.json").write_text(json.dumps({**recorded, "test_split": "old_split"}))
+    (run / "predictions_old_split.jsonl").write_text(
+        "{}\n"
+    )  # a result of the earlier run only (it evaluated old_split)
+    (run / "predictions_my_handlabels.jsonl").write_text("mine")  # the user's: matches the pattern, not a split run
     (run / "notes.txt").write_text("mine")
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     command = [sys.executable, str(REPO_ROOT / "train.py"), *_train_args(inputs, run, "--num_train_epochs", "1")]
@@ -341,6 +346,7 @@ def test_training_into_a_finished_run_folder_is_refused_unless_told(trained_run,
     _run(_train_args(inputs, run, "--num_train_epochs", "1", "--overwrite_output_dir"))
     assert not (run / "predictions_old_split.jsonl").exists(), "an older run's result stayed beside the new model"
     assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "predictions_my_handlabels.jsonl").read_text() == "mine"
     assert [r["epoch"] for r in json.loads((run / "all_results.json").read_text())["learning_curve"]] == [1]
 
     user_folder = tmp_path / "project"
