@@ -49,6 +49,9 @@ DEFAULT_TYPE_WORDS = {
 }
 # Type written for an entity the NER tool did not recognise (a tweet handle such as `@Titans`, say).
 UNKNOWN_TYPE = "UNKNOWN"
+# An image given as text that is not a file or URL is read as base64 only if it could be base64 (a missing path was
+# reported as "Invalid base64" before).
+BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]+")
 UNKNOWN_TYPE_WORD = "entity"
 CaptionMode = Literal["text", "tokens"]
 CAPTION_MODES = get_args(CaptionMode)
@@ -366,7 +369,26 @@ class ROCProcessor(ProcessorMixin):
             )
         from transformers.image_utils import load_image
 
-        return load_image(str(image)).convert("RGB")  # a path (errors name the file), a URL or base64
+        text = os.fspath(image)
+        if text.startswith(("http://", "https://", "data:")):
+            return load_image(text).convert("RGB")
+        if os.path.isfile(text):
+            try:
+                with Image.open(text) as opened:
+                    opened.load()  # decoded now: a truncated file fails here, named, not later in a transform
+                    return opened.convert("RGB")
+            except Exception as err:  # OSError, Pillow's DecompressionBombError, a decoder's ValueError...
+                raise ValueError(f"example {example}: cannot read image {text}: {type(err).__name__}: {err}") from err
+        if len(text) < 64 or not BASE64_TEXT.fullmatch(text):
+            # a path that does not exist (base64 of an image is long, without dots or underscores): say so
+            raise FileNotFoundError(f"example {example}: image not found: {os.path.abspath(text)}")
+        try:
+            return load_image(text).convert("RGB")
+        except Exception as err:  # noqa: BLE001 - whatever the base64 decoder or Pillow raises
+            raise ValueError(
+                f"example {example}: the image string {text[:40]!r}... is neither an existing file, a URL nor "
+                f"base64 of an image ({type(err).__name__})"
+            ) from err
 
     def no_image_inputs(self, batch_size: int) -> dict[str, torch.Tensor]:
         """The inputs of `batch_size` examples without an image: zero pixels, masked out by `image_mask` False.

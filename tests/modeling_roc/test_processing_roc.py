@@ -312,6 +312,28 @@ def test_numpy_images_are_read_and_bad_ones_refused(processor):
         processor("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"), images=42)
 
 
+def test_an_image_path_that_is_missing_or_truncated_is_named(processor, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    post = ("Bob works at Google".split(), span(0, 1, "PERSON"), span(3, 4, "ORG"))
+    missing = tmp_path / "posts" / "img_1.jpg"
+    with pytest.raises(FileNotFoundError, match=f"example 0: image not found: {missing}"):  # was "Invalid base64"
+        processor(*post, images=str(missing))
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buffer, "JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ValueError, match=f"example 0: cannot read image {truncated}: OSError"):
+        processor(*post, images=str(truncated))
+    encoded = base64.b64encode(buffer.getvalue()).decode()  # base64 text still reads
+    assert processor(*post, images=encoded)["image_mask"].tolist() == [True]
+    with pytest.raises(ValueError, match="neither an existing file, a URL nor base64 of an image"):
+        processor(*post, images="A" * 100)
+
+
 def test_a_caption_is_a_second_segment_shortened_before_any_marker(tokenizer):
     processor = ROCProcessor(tokenizer=tokenizer, max_length=24)
     words = "Bob works at Google".split()
