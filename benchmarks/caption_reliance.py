@@ -31,6 +31,7 @@ from pathlib import Path
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+from results_io import existing_dir  # noqa: E402
 
 
 def other_image_order(images: list[str], seed: int) -> list[int]:
@@ -100,8 +101,10 @@ def evaluate_condition(model: str, data: Path, split: str, output_dir: Path, wit
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, help="Results file suffix: caption_reliance_<name>.json")
-    parser.add_argument("--model", required=True, help="A run folder trained with --use_captions.")
-    parser.add_argument("--dataset", required=True, help="The dataset with the caption column it was trained on.")
+    parser.add_argument("--model", type=existing_dir, required=True, help="A run folder trained with --use_captions.")
+    parser.add_argument(
+        "--dataset", type=existing_dir, required=True, help="The dataset with the caption column it was trained on."
+    )
     parser.add_argument("--split", default="validation", help="Split to evaluate (default: validation).")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds of the other-image shuffles (default 0 1 2)."

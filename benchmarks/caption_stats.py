@@ -29,6 +29,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import existing_dir  # noqa: E402
+
 from datasets_scripts.captions import CAPTIONERS, caption_file_name, image_key, read_caption_file  # noqa: E402
 
 
@@ -87,8 +89,12 @@ def split_stats(processor, rows: dict, captions: list[str | None]) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, help="MNRE dataset folder built by datasets_scripts.build.")
-    parser.add_argument("--captions", required=True, help="Folder of CAMIM caption files (<captioner>_<split>.*).")
+    parser.add_argument(
+        "--dataset", type=existing_dir, required=True, help="MNRE dataset folder built by datasets_scripts.build."
+    )
+    parser.add_argument(
+        "--captions", type=existing_dir, required=True, help="Folder of CAMIM caption files (<captioner>_<split>.*)."
+    )
     parser.add_argument(
         "--captioners", nargs="+", default=list(CAPTIONERS), choices=list(CAPTIONERS), help="Default: all six."
     )

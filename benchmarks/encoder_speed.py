@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import datasets
-from results_io import cpu_record, positive_int, result_name, write_result
+from results_io import cpu_record, existing_dir, positive_int, result_name, write_result
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, type=result_name, help="results: encoder_speed_<name>.json")
     parser.add_argument("--models", nargs="+", required=True, help="Trained run folders.")
-    parser.add_argument("--dataset", default="data/mnre", help="Built MNRE folder (default: %(default)s).")
+    parser.add_argument(
+        "--dataset", type=existing_dir, default="data/mnre", help="Built MNRE folder (default: %(default)s)."
+    )
     parser.add_argument("--split", default="validation")
     parser.add_argument("--examples", type=positive_int, default=256, help="Pairs scored per pass.")
     parser.add_argument("--batch_size", type=positive_int, default=32)

@@ -43,6 +43,8 @@ import transformers
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import existing_dir  # noqa: E402
+
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank  # noqa: E402
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor, ROCRelationExtractionPipeline  # noqa: E402
 from roc_mre.extraction import DEFAULT_NER, TripleExtractor, candidate_pairs  # noqa: E402
@@ -53,7 +55,9 @@ DEFAULT_RUN = REPO_ROOT / "runs" / "a-frozenrel-fusion1"
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default=str(REPO_ROOT / "data" / "mnre"), help="Dataset folder (MNRE build).")
+    parser.add_argument(
+        "--dataset", type=existing_dir, default=str(REPO_ROOT / "data" / "mnre"), help="Dataset folder (MNRE build)."
+    )
     parser.add_argument("--split", default="validation", help="Split whose sentences are the posts.")
     parser.add_argument(
         "--model",

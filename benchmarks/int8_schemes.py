@@ -39,7 +39,7 @@ from pathlib import Path
 
 import datasets
 import torch
-from results_io import cpu_record, positive_int, result_name, write_result
+from results_io import cpu_record, existing_dir, positive_int, result_name, write_result
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +53,8 @@ from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="A trained ROC run folder.")
-    parser.add_argument("--dataset", default="data/mnre", help="Dataset folder built by roc-build.")
+    parser.add_argument("--model", type=existing_dir, required=True, help="A trained ROC run folder.")
+    parser.add_argument("--dataset", type=existing_dir, default="data/mnre", help="Dataset folder built by roc-build.")
     parser.add_argument("--split", default="validation", help="Split the F1 and the speed are measured on.")
     parser.add_argument("--calibration_split", default="train", help="Split the layer sensitivity is measured on.")
     parser.add_argument("--calibration_examples", type=positive_int, default=512)

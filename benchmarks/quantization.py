@@ -29,6 +29,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import existing_dir  # noqa: E402
+
 from modeling_roc import ROCModel, ROCProcessor, quantize_int8  # noqa: E402
 from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
 from roc_mre.training.loop import METRIC_PATH, percent_metrics  # noqa: E402
@@ -36,8 +38,10 @@ from roc_mre.training.loop import METRIC_PATH, percent_metrics  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="A trained ROC run folder.")
-    parser.add_argument("--dataset", default="data/mnre", help="Dataset folder built by datasets_scripts.build.")
+    parser.add_argument("--model", type=existing_dir, required=True, help="A trained ROC run folder.")
+    parser.add_argument(
+        "--dataset", type=existing_dir, default="data/mnre", help="Dataset folder built by datasets_scripts.build."
+    )
     parser.add_argument("--split", default="validation")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_batches", type=int, default=8, help="Batches of the speed measurement.")

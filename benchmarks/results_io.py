@@ -30,6 +30,20 @@ def result_name(text: str) -> str:
     return text
 
 
+def existing_file(text: str) -> str:
+    """An argparse `type`: a file that exists, else one `error:` line naming it (not a traceback later)."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    """An argparse `type`: a folder that exists (a run, a dataset), else one `error:` line naming it."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    return text
+
+
 def repo_relative(value: Any, root: Path = REPO_ROOT) -> Any:
     """`value` with paths under `root` made relative to it and other absolute local paths cut."""
     prefix = str(root) + "/"

@@ -31,6 +31,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from results_io import existing_dir  # noqa: E402
+
 from datasets_scripts.relation_bank import load_relation_bank, ordered_bank  # noqa: E402
 from modeling_roc import EMBEDDED_TEXT_ENCODER, ROCModel, ROCProcessor  # noqa: E402
 from roc_mre.training.data_collator import ROCDataCollator  # noqa: E402
@@ -39,9 +41,13 @@ from roc_mre.training.length_grouped_sampler import LengthGroupedSampler  # noqa
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="data/mnre", help="Dataset folder built by datasets_scripts.build.")
+    parser.add_argument(
+        "--dataset", type=existing_dir, default="data/mnre", help="Dataset folder built by datasets_scripts.build."
+    )
     parser.add_argument("--split", default="validation")
-    parser.add_argument("--model", help="A trained ROC run folder; default: a fresh model from --text_encoder.")
+    parser.add_argument(
+        "--model", type=existing_dir, help="A trained ROC run folder; default: a fresh model from --text_encoder."
+    )
     parser.add_argument("--text_encoder", default=EMBEDDED_TEXT_ENCODER)
     parser.add_argument("--num_fusion_layers", type=int, default=1, help="For a fresh model.")
     parser.add_argument("--freeze_relation_encoder", action="store_true", help="For a fresh model.")

@@ -58,7 +58,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
-from results_io import positive_int, result_name, write_result
+from results_io import existing_file, positive_int, result_name, write_result
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="A finished train.py run on every relation with the same recipe (the ceiling); trained here if omitted.",
     )
     parser.add_argument("--no_ceiling", action="store_true", help="Skip the ceiling (no run given, none trained).")
-    parser.add_argument("--paraphrases", default=str(PARAPHRASES_FILE), help="JSON {label: one-line paraphrase}.")
+    parser.add_argument(
+        "--paraphrases", type=existing_file, default=str(PARAPHRASES_FILE), help="JSON {label: one-line paraphrase}."
+    )
     parser.add_argument("--runs_dir", default="runs/unseen_relations", help="Where the fold runs are trained.")
     parser.add_argument("--output_dir", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--eval_batch_size", type=positive_int, default=128, help="Examples per evaluation batch.")

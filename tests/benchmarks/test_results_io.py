@@ -33,3 +33,16 @@ def test_no_committed_result_holds_a_local_path():
         for path in sorted((REPO_ROOT / "benchmarks" / "results").glob("*.json"))
     }
     assert {name: found for name, found in leaks.items() if found} == {}
+
+
+def test_a_missing_input_file_or_folder_is_one_error_line_naming_it(tmp_path, capsys):
+    import int8_schemes
+    import unseen_relations
+
+    with pytest.raises(SystemExit) as stopped:
+        unseen_relations.parse_args(["--name", "x", "--paraphrases", str(tmp_path / "missing.json"), "--", "--a"])
+    assert stopped.value.code == 2
+    assert f"argument --paraphrases: no such file: {tmp_path / 'missing.json'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        int8_schemes.parse_args(["--model", str(tmp_path / "no-run")])
+    assert f"argument --model: no such folder: {tmp_path / 'no-run'}" in capsys.readouterr().err
