@@ -88,7 +88,7 @@ def test_the_script_reads_camim_files_by_image_and_skips_a_captioner_without_fil
     assert "cogvlm: no cogvlm_train.txt" in capsys.readouterr().out
 
 
-def test_an_unknown_captioner_is_refused_in_one_line(capsys):
+def test_an_unknown_captioner_is_refused_in_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit):
-        caption_stats.parse_args(["--dataset", "d", "--captions", "c", "--captioners", "gpt"])
+        caption_stats.parse_args(["--dataset", str(tmp_path), "--captions", str(tmp_path), "--captioners", "gpt"])
     assert "invalid choice: 'gpt'" in capsys.readouterr().err
