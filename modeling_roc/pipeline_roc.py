@@ -26,7 +26,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
 from .configuration_roc import CAPTIONS_IGNORED, reads_captions
-from .precision_roc import for_inference, precision_from_quantize, resolve_precision
+from .precision_roc import InferenceCopy, precision_from_quantize, resolve_precision
 from .processing_roc import is_visual_object
 
 
@@ -63,17 +63,13 @@ class ROCRelationExtractionPipeline(Pipeline):
         # what `precision` means here ("auto" differs by CPU): said once, and kept for callers to read
         self.resolved_precision = resolve_precision(precision, self.model.device)
         logger.info(f"scoring in {self.resolved_precision} (precision={precision!r})")
-        self._scoring = (None, None)  # (the given model's config and weight versions, the copy made from it)
-        self.scoring_model  # noqa: B018 - made now, so that a bad `precision` fails here, in one line
+        self._scoring = InferenceCopy(self.model, precision)  # made now: a bad `precision` fails here, in one line
 
     @property
     def scoring_model(self):
         """The model the pipeline scores with: `self.model` at `self.precision`, remade after its config or any of its
-        weights changed (`set_relation_bank`, `load_state_dict`, a training step: each bumps a tensor's version)."""
-        state = (self.model.config.to_json_string(), tuple(p._version for p in self.model.parameters()))
-        if self._scoring[0] != state:
-            self._scoring = (state, for_inference(self.model, self.precision))
-        return self._scoring[1]
+        weights changed (`InferenceCopy`)."""
+        return self._scoring.model
 
     def save_pretrained(self, save_directory, **kwargs) -> None:
         """Model, code, tokenizers and the processor, so the folder loads with `pipeline(..., trust_remote_code=True)`.

@@ -128,6 +128,25 @@ def for_inference(model: ROCModel, precision: str = "auto") -> ROCModel:
     return model.eval()
 
 
+class InferenceCopy:
+    """`model` at `precision` (`for_inference`), made again whenever the given model's config or weights changed
+    (`set_relation_bank`, `load_state_dict`, a training step: each bumps a tensor's version), so that a bfloat16,
+    int8 or ONNX Runtime copy never scores with an older bank or older weights. The pipelines and the extractor hold
+    one; `.model` is what they score with."""
+
+    def __init__(self, model: ROCModel, precision: str = "auto"):
+        self.source, self.precision = model, precision
+        self._made = (None, None)  # (the source's config and weight versions, the copy made from them)
+        self.model  # noqa: B018 - made now, so that a bad `precision` fails here, in one line
+
+    @property
+    def model(self) -> ROCModel:
+        state = (self.source.config.to_json_string(), tuple(p._version for p in self.source.parameters()))
+        if self._made[0] != state:
+            self._made = (state, for_inference(self.source, self.precision))
+        return self._made[1]
+
+
 def precision_from_quantize(precision: str, quantize: str | None) -> str:
     """`precision`, or what the older `quantize="int8"` keyword means (with a `FutureWarning`); the two disagreeing is
     an error. One place for the alias, shared by the pipelines and the extractor."""
@@ -302,6 +321,7 @@ def onnxruntime_text_encoder(model: ROCModel, threads: int | None = None) -> ROC
 __all__ = [
     "BFLOAT16_EMULATED",
     "INT8_KEEP_FLOAT",
+    "InferenceCopy",
     "ONNXRUNTIME_FASTER_ON",
     "PRECISIONS",
     "OnnxRuntimeEncoder",

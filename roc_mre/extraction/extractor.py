@@ -49,7 +49,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from datasets_scripts import ner as entity_tagging
 from modeling_roc.configuration_roc import CAPTIONS_IGNORED, reads_captions
 from modeling_roc.modeling_roc import CallTimeRelations, readable_label
-from modeling_roc.precision_roc import for_inference, precision_from_quantize
+from modeling_roc.precision_roc import InferenceCopy, precision_from_quantize
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
@@ -290,8 +290,8 @@ class TripleExtractor:
             float32; `"float32"`, `"bfloat16"`, `"int8"` (dynamic quantization, CPU only) or `"onnxruntime"` (the
             text encoder in ONNX Runtime, float32, CPU only). See
             `modeling_roc.for_inference` and docs/speed.md for the measured speed and F1 of each. The model given is
-            not changed; bfloat16, int8 and onnxruntime score with a copy made here (`self.model`), so later changes to
-            the given model are not seen.
+            not changed; bfloat16, int8 and onnxruntime score with a copy (`self.model`), made again when the given
+            model's bank or weights change.
         quantize (`str`, *optional*):
             The older spelling of `precision="int8"` (deprecated).
     """
@@ -322,12 +322,11 @@ class TripleExtractor:
         precision = precision_from_quantize(precision, quantize)
         if max_entities is not None and int(max_entities) < 2:
             raise ValueError(f"`max_entities` must be >= 2 (a pair) or None, got {max_entities}.")
-        self.model = for_inference(model, precision)
+        self._scoring = InferenceCopy(model, precision)  # made now: a bad `precision` fails here, in one line
         self.max_entities = max_entities
         self.processor = processor
-        self.labels = list(model.config.relation_labels)
+        self._given_none_label = none_label
         self.none_label = find_none_label(self.labels, none_label)
-        self.constraints = relation_type_constraints(self.labels, self.none_label)
         self._ner = ner
         self._tagger = None if isinstance(ner, str) or ner is None else ner
         self.min_score = min_score
@@ -474,6 +473,20 @@ class TripleExtractor:
         if relation_set is None or isinstance(relations, CallTimeRelations):
             return relation_set
         return self.model.embed_examples(relation_set, self.processor)
+
+    @property
+    def model(self):
+        """The model scored with: the given one at `precision`, remade after its bank or weights changed."""
+        return self._scoring.model
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.model.config.relation_labels)
+
+    @property
+    def constraints(self):
+        """The entity-type constraints of the current bank's labels (`relation_type_constraints`)."""
+        return relation_type_constraints(self.labels, find_none_label(self.labels, self._given_none_label))
 
     def score_pairs(
         self,

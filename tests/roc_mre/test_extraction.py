@@ -533,7 +533,9 @@ def test_int8_quantized_extractor_agrees_with_float32(trained_run):
     assert quantized(alias.model) == quantized(int8.model)
     with pytest.raises(ValueError, match="'int8'"):
         TripleExtractor(float32.model, float32.processor, ner=None, quantize="int4")
-    with pytest.raises(ValueError, match="precision` must be one of auto, float32, bfloat16, int8; got 'fp8'"):
+    with pytest.raises(
+        ValueError, match="precision` must be one of auto, float32, bfloat16, int8, onnxruntime; got 'fp8'"
+    ):
         TripleExtractor(float32.model, float32.processor, ner=None, precision="fp8")
 
 
@@ -550,6 +552,14 @@ def test_bfloat16_extractor_finds_the_float32_triples_and_auto_follows_the_cpu(t
     assert bfloat16.model.text_model.dtype == torch.bfloat16 and model.text_model.dtype == torch.float32
     assert bfloat16.model.pair_proj.weight.dtype == torch.float32  # the head and the retrieval stay float32
     assert [triple_keys(t) for t in bfloat16(posts)] == [triple_keys(t) for t in float32(posts)]
+    # the given model's new bank reaches the bfloat16 copy (it was made once and kept the old labels)
+    bank = dict(model.config.relation_bank)
+    none_label = bfloat16.none_label
+    kept = {label: text for label, text in bank.items() if label == none_label or "per/per" in label}
+    model.set_relation_bank(kept)
+    assert bfloat16.labels == list(kept) and bfloat16.model.text_model.dtype == torch.bfloat16
+    assert {t["relation"] for triples in bfloat16(posts) for t in triples} <= set(kept)
+    model.set_relation_bank(bank)
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda native=native: native)
         assert TripleExtractor(model, processor, ner=None).model.text_model.dtype == expected
