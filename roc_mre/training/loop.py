@@ -786,6 +786,22 @@ def warn_if_bfloat16_is_emulated(mixed_precision: str, device_type: str) -> bool
     return True
 
 
+def warn_if_sharding_was_dropped(distributed_type: str, environ=os.environ) -> str | None:
+    """Warn when `accelerate launch --use_fsdp` (or `--use_deepspeed`) was asked for but Accelerate runs something
+    else (on CPU it runs plain multi-process data parallel, every process holding the whole model, and said
+    nothing). Returns the warning."""
+    asked = [name for name, variable in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+             if environ.get(variable, "").lower() in ("true", "1")]  # fmt: skip
+    if not asked or distributed_type.upper() in {name.upper() for name in asked}:
+        return None
+    message = (
+        f"{asked[0]} was asked for (accelerate launch --use_{asked[0].lower()}) but Accelerate runs "
+        f"{distributed_type}: nothing is sharded, each process holds the whole model (Accelerate has no FSDP on CPU)."
+    )
+    logging.getLogger(__name__).warning(message)
+    return message
+
+
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
     """Train (and select on validation) or only evaluate, as `args` says; the summary written to eval_results.json.
 
@@ -818,6 +834,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict:
         )
     if accelerator.is_main_process:
         warn_if_bfloat16_is_emulated(accelerator.mixed_precision, accelerator.device.type)
+        warn_if_sharding_was_dropped(accelerator.distributed_type.value)
     set_seed(args.seed)
     settings = effective_settings(accelerator)
     started = time.time()

@@ -803,6 +803,17 @@ def test_bf16_training_on_a_cpu_without_bfloat16_units_warns_its_cost(monkeypatc
     assert not loop.warn_if_bfloat16_is_emulated("bf16", "cpu")  # AMX: bf16 is the fast path there
 
 
+def test_fsdp_asked_for_but_not_run_is_said(caplog):
+    import roc_mre.training.loop as loop
+
+    with caplog.at_level("WARNING"):
+        said = loop.warn_if_sharding_was_dropped("MULTI_CPU", {"ACCELERATE_USE_FSDP": "true"})
+    assert said and "FSDP was asked for (accelerate launch --use_fsdp) but Accelerate runs MULTI_CPU" in caplog.text
+    assert loop.warn_if_sharding_was_dropped("FSDP", {"ACCELERATE_USE_FSDP": "true"}) is None
+    assert loop.warn_if_sharding_was_dropped("MULTI_CPU", {}) is None  # plain multi-process, as asked
+    assert "DeepSpeed" in loop.warn_if_sharding_was_dropped("MULTI_GPU", {"ACCELERATE_USE_DEEPSPEED": "true"})
+
+
 def test_a_negative_seed_is_a_flag_error(capsys):
     with pytest.raises(SystemExit):
         _args("--seed", "-1")
