@@ -129,6 +129,22 @@ def parse_description(content: str | None) -> str | None:
     return None
 
 
+def why_no_description(content: str | None) -> str:
+    """The reason `parse_description` found none in `content`: an over-long description is named as such (it was
+    reported as "no description")."""
+    try:
+        data = json.loads((content or "").strip().strip("`").removeprefix("json").strip())
+    except json.JSONDecodeError:
+        data = None
+    value = data.get("description") if isinstance(data, dict) else None
+    if isinstance(value, str) and len(" ".join(value.split())) > MAX_DESCRIPTION_CHARS:
+        return (
+            f"the description is {len(' '.join(value.split()))} characters, over the cap of {MAX_DESCRIPTION_CHARS} "
+            f"(a runaway answer): {value!r:.120}"
+        )
+    return f"no description in the answer {content!r:.200}"
+
+
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     # A crash mid-write must not truncate a reviewed bank.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +215,7 @@ def _ask(client: Any, model: str, messages: list[dict[str, str]]) -> tuple[str |
         return None, f"{type(err).__name__}: {redact_secrets(err)}"  # a server may echo the key back
     content = response.choices[0].message.content if response.choices else None
     description = parse_description(content)
-    return description, "" if description else f"no description in the answer {content!r:.200}"
+    return description, "" if description else why_no_description(content)
 
 
 def generate_descriptions(

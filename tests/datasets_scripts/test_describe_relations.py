@@ -201,8 +201,11 @@ def test_a_key_echoed_in_a_server_error_is_never_printed(stub, tmp_path, capsys)
 
 
 def test_a_runaway_answer_is_no_description():
-    from datasets_scripts.describe_relations import MAX_DESCRIPTION_CHARS, parse_description
+    from datasets_scripts.describe_relations import MAX_DESCRIPTION_CHARS, parse_description, why_no_description
 
     assert parse_description('{"description": "The subject founded the object."}') == "The subject founded the object."
     assert parse_description(json.dumps({"description": "word " * 400_000})) is None  # 2 MB
     assert parse_description(json.dumps({"description": "x" * (MAX_DESCRIPTION_CHARS + 1)})) is None
+    over = why_no_description(json.dumps({"description": "x" * (MAX_DESCRIPTION_CHARS + 1)}))
+    assert f"{MAX_DESCRIPTION_CHARS + 1} characters, over the cap of {MAX_DESCRIPTION_CHARS}" in over
+    assert why_no_description('{"answer": 1}').startswith("no description in the answer")
