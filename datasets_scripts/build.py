@@ -16,6 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
+from roc_mre.console import command_name
 from roc_mre.full_disk import exits_cleanly_on_full_disk
 
 from .captions import CAPTIONERS
@@ -37,7 +38,7 @@ stanza.download('en', processors='tokenize,ner')"), stanza:/path/to/stanza_resou
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m datasets_scripts.build",
+        prog=command_name("python -m datasets_scripts.build"),
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

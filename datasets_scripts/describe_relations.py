@@ -31,6 +31,7 @@ from typing import Any
 
 from datasets_scripts.redaction import redact_secrets
 from datasets_scripts.relation_bank import load_relation_bank
+from roc_mre.console import command_name
 
 
 __all__ = [
@@ -260,7 +261,7 @@ def generate_descriptions(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m datasets_scripts.describe_relations",
+        prog=command_name("python -m datasets_scripts.describe_relations"),
         description=(
             "Write LLM-generated relation descriptions ({label: description} JSON) for ROC. "
             "The API key is read from OPENAI_API_KEY only. Review the output before use."

@@ -4,6 +4,16 @@ Each runs the job's `main`, which returns its summary to Python callers; a conso
 return value to `sys.exit`, which would print that summary and exit 1, so these return nothing.
 """
 
+import os
+import sys
+
+
+def command_name(otherwise: str) -> str:
+    """The command as the user typed it, for `--help` and `error:` lines: the console script (`roc-build`) when run
+    as one, else `otherwise` (`python -m datasets_scripts.build`), which is what `python -m` leaves unnamed."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return invoked if invoked.startswith("roc-") else otherwise
+
 
 def build() -> None:
     """`roc-build`: build MNRE or MORE into a Hub-format dataset folder (`python -m datasets_scripts.build`)."""

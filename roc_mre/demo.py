@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roc_mre.console import command_name
+
 
 logger = logging.getLogger(__name__)
 
@@ -382,7 +384,7 @@ def build_demo(backend: DemoBackend, examples: list[str]):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python app.py",
+        prog=command_name("python app.py"),
         description="The ROC demo: extract triples from a post and try relations of your own, in the browser.",
     )
     parser.add_argument(

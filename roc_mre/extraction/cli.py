@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datasets_scripts.locking import OutputLock
+from roc_mre.console import command_name
 from roc_mre.full_disk import exits_cleanly_on_full_disk
 
 from ..model_reference import check_model_reference, load_failure
@@ -75,7 +76,7 @@ def _without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m roc_mre.extraction",
+        prog=command_name("python -m roc_mre.extraction"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
