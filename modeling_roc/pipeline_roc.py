@@ -79,6 +79,14 @@ class ROCRelationExtractionPipeline(Pipeline):
         super().save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
+    def __call__(self, inputs, *args, **kwargs):
+        """One example (a dict), a list of them, a generator, or a `datasets.Dataset` of rows with the example's keys
+        (extra columns such as `relation` are ignored): a Dataset is streamed like a torch dataset, one result per
+        row, in order (`for result in pipe(dataset["validation"], batch_size=32)`)."""
+        if type(inputs).__module__.startswith("datasets.") and hasattr(inputs, "column_names"):
+            inputs = _DatasetRows(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def _sanitize_parameters(self, top_k: int | None = _UNSET, relations: dict | None = None, **kwargs):
         if kwargs:
             raise TypeError(
@@ -182,6 +190,26 @@ class ROCRelationExtractionPipeline(Pipeline):
                 entry["similarity"] = similarity[i]
                 entry["threshold"] = None if i == 0 or bars[i].isnan() else float(bars[i])
         return ranked
+
+
+class _DatasetRows(torch.utils.data.Dataset):
+    """A `datasets.Dataset` as the torch dataset the base pipeline streams (it iterates torch datasets, and took a
+    `datasets.Dataset` for a single malformed example); each row keeps only the keys an example reads."""
+
+    KEYS = (*_REQUIRED_KEYS, "image", "caption")
+
+    def __init__(self, rows):
+        missing = [key for key in _REQUIRED_KEYS if key not in rows.column_names]
+        if missing:
+            raise ValueError(f"The dataset has no {missing} column(s); an example needs {_REQUIRED_KEYS}.")
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        return {key: row[key] for key in self.KEYS if key in row and row[key] is not None}
 
 
 def register_task() -> None:

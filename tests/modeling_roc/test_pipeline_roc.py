@@ -251,6 +251,22 @@ def test_a_pipeline_in_onnxruntime_scores_as_float32_and_follows_the_models_weig
     assert_same()
 
 
+def test_a_datasets_dataset_is_streamed_row_by_row_extra_columns_ignored(pipe):
+    import datasets
+
+    other = {"tokens": "Alice married Bob".split(), "subject": span(0, 1, "PERSON"), "object": span(2, 3, "PERSON")}
+    rows = datasets.Dataset.from_list(
+        [{**EXAMPLE, "relation": 3}, {**other, "relation": 0}, {**EXAMPLE, "relation": 1}]
+    )
+    streamed = list(pipe(rows, top_k=2, batch_size=2))
+    one_by_one = [pipe(example, top_k=2) for example in (EXAMPLE, other, EXAMPLE)]
+    assert [[r["relation"] for r in result] for result in streamed] == [[r["relation"] for r in result] for result in
+                                                                         one_by_one]  # fmt: skip
+    assert [result[0]["score"] for result in streamed] == pytest.approx([r[0]["score"] for r in one_by_one], abs=1e-5)
+    with pytest.raises(ValueError, match=r"no \['object'\] column"):
+        pipe(rows.remove_columns("object"))
+
+
 def test_examples_given_at_call_time_decide_without_changing_the_model(make_model, processor):
     words = "Alice joined the Red Cross last year while Carol met Dave at the Paris office in June".split()
     others = [(words[i : i + 7], (0, 1), (3, 5)) for i in range(12)]  # a pool of 12 different training pairs
