@@ -58,6 +58,7 @@ class Analysis:
     entities: list[dict] = field(default_factory=list)
     triples: list[dict] = field(default_factory=list)
     pairs: list[dict] = field(default_factory=list)
+    added: tuple[str, ...] = ()  # the names of the relations the visitor added, always shown with their scores
 
 
 class DemoBackend:
@@ -124,14 +125,25 @@ class DemoBackend:
             raise ValueError("Type a post first.")
         relations = self.relations_for_call(list(added), replace_bank)
         result = self.extractor.rank_pairs({"id": "post", "text": text}, image=image, relations=relations)
-        return Analysis(text=text, entities=result["entities"], triples=result["triples"], pairs=result["pairs"])
+        return Analysis(
+            text=text,
+            entities=result["entities"],
+            triples=result["triples"],
+            pairs=result["pairs"],
+            added=tuple(relation.name for relation in added),
+        )
 
 
 def parse_relation(name: str, description: str, threshold: float | str | None) -> UserRelation:
     """A relation from the editor's fields, or `ValueError` naming the field at fault."""
+    from modeling_roc.configuration_roc import NONE_LABELS
+
     name, description = (name or "").strip(), (description or "").strip()
     if not name:
         raise ValueError("A new relation needs a name.")
+    if name.lower() in {label.lower() for label in NONE_LABELS}:
+        # accepted before, it then broke every later Extract ("names 'no relation'")
+        raise ValueError(f"{name!r} is the model's 'no relation', always scored; give the new relation another name.")
     if not description:
         raise ValueError(f"Relation {name!r} needs a description: ROC scores a relation by its description.")
     if threshold in (None, ""):
@@ -258,13 +270,33 @@ def pair_name(pair: dict, pairs: list[dict] = ()) -> str:
 
 
 def pair_ranking(analysis: Analysis | None, choice: str | None, k: int = TOP_K) -> dict[str, float]:
-    """`gr.Label`'s value for the chosen pair: its k best relations and their scores."""
+    """`gr.Label`'s value for the chosen pair: its k best relations and their scores, and every relation the visitor
+    added even when it ranks lower (it was left out of the bars, so an added relation seemed not to be scored)."""
     if analysis is None:
         return {}
     for pair in analysis.pairs:
         if pair_name(pair, analysis.pairs) == choice:
-            return dict(pair["ranking"][:k])
+            shown = dict(pair["ranking"][:k])
+            shown.update({label: score for label, score in pair["ranking"] if label in analysis.added})
+            return shown
     return {}
+
+
+def added_summary(analysis: Analysis) -> str:
+    """One sentence per added relation for the message line: its best score over the post's pairs and on which pair,
+    and how many triples it gave."""
+    parts = []
+    for name in analysis.added:
+        scored = [(dict(p["ranking"]).get(name), p) for p in analysis.pairs if name in dict(p["ranking"])]
+        if not scored:
+            continue
+        best, pair = max(scored, key=lambda item: item[0])
+        found = sum(t["relation"] == name for t in analysis.triples)
+        parts.append(
+            f"Your relation {name!r}: best score {best:.2f} ({pair_name(pair, analysis.pairs)}), "
+            f"{found} triple{'s' if found != 1 else ''}."
+        )
+    return " ".join(parts)
 
 
 def relations_table(added: list[UserRelation]) -> str:
@@ -301,6 +333,7 @@ def build_demo(backend: DemoBackend, examples: list[str]):
                     label="Image (optional)" if backend.reads_images else "Image (this model does not read images)",
                     type="pil",
                     interactive=backend.reads_images,
+                    visible=backend.reads_images,  # a text-only model: no disabled box pushing the editor down
                     elem_id="image",
                 )
                 submit = gr.Button("Extract", variant="primary", elem_id="extract")
@@ -314,8 +347,7 @@ def build_demo(backend: DemoBackend, examples: list[str]):
             with gr.Column():
                 pair = gr.Dropdown(label="Entity pair", choices=[], elem_id="pair")
                 ranking = gr.Label(
-                    label=f"Top {TOP_K} relations of the pair",
-                    num_top_classes=TOP_K,
+                    label=f"Top {TOP_K} relations of the pair, and the ones you added",
                     show_heading=False,
                     elem_id="ranking",
                 )
@@ -353,7 +385,8 @@ def build_demo(backend: DemoBackend, examples: list[str]):
                 highlighted(result),
                 triples_table(result),
                 triples_graph(result),
-                f"{len(result.entities)} entities, {len(result.pairs)} pairs scored, {len(result.triples)} triples.",
+                f"{len(result.entities)} entities, {len(result.pairs)} pairs scored, {len(result.triples)} triples. "
+                + added_summary(result),
                 gr.update(choices=choices, value=first),
                 pair_ranking(result, first),
             )

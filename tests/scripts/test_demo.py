@@ -81,6 +81,8 @@ def test_a_relation_added_with_a_threshold_is_scored_and_decides(backend):
         (("r", "d", "high"), "must be a number"),
         (("r", "d", "2"), r"in \[-1, 1\]"),
         (("r", "d", "nan"), r"in \[-1, 1\]"),
+        (("None", "d", None), "is the model's 'no relation'"),
+        ((" no_relation ", "d", None), "is the model's 'no relation'"),
     ],
 )
 def test_a_bad_relation_is_refused_with_the_reason(fields, message):
@@ -127,6 +129,18 @@ def test_a_name_written_twice_gives_each_pair_its_own_choice():
     assert names == ["Obama → Kenya (words 0-1 → 3-4)", "Obama → Kenya (words 6-7 → 3-4)", "Obama → Hawaii"]
     analysis = Analysis(text="", pairs=pairs)
     assert pair_ranking(analysis, names[1]) == {"None": 0.8}  # the second mention's pair, not the first's
+
+
+def test_an_added_relation_is_shown_even_when_it_ranks_below_the_top():
+    from roc_mre import demo
+
+    ranking = [("None", 0.5), ("a", 0.2), ("b", 0.1), ("c", 0.08), ("d", 0.07), ("e", 0.03), ("mine", 0.02)]
+    pair = {"subject": {"text": "Ann", "start": 0, "end": 1}, "object": {"text": "Acme", "start": 3, "end": 4},
+            "ranking": ranking}  # fmt: skip
+    analysis = demo.Analysis(text="", pairs=[pair], added=("mine",))
+    shown = demo.pair_ranking(analysis, "Ann → Acme", k=3)
+    assert shown == {"None": 0.5, "a": 0.2, "b": 0.1, "mine": 0.02}
+    assert demo.added_summary(analysis) == "Your relation 'mine': best score 0.02 (Ann → Acme), 0 triples."
 
 
 def test_app_help_answers_without_loading_a_model():
@@ -191,6 +205,14 @@ def test_a_visitor_extracts_triples_and_adds_a_relation_in_a_real_browser(tiny_r
         wait = WebDriverWait(browser, 120)
         post = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#post textarea"))
         assert "text only" in browser.find_element(By.ID, "model-summary").text
+        # a text-only model shows no disabled image box, and the relation editor is on the first screen of a laptop
+        assert not any(element.is_displayed() for element in browser.find_elements(By.ID, "image"))
+        browser.set_window_size(1280, 900)
+        top = browser.execute_script(
+            "return document.querySelector('#relation-name').getBoundingClientRect().top + window.scrollY"
+        )
+        assert top < browser.execute_script("return window.innerHeight"), f"the editor starts at {top}px"
+        browser.set_window_size(1400, 1800)
         post.send_keys(POST)
         browser.find_element(By.ID, "extract").click()
         wait.until(lambda d: "pairs scored" in d.find_element(By.ID, "message").text)
@@ -211,6 +233,7 @@ def test_a_visitor_extracts_triples_and_adds_a_relation_in_a_real_browser(tiny_r
         wait.until(lambda d: "works_for" in d.find_element(By.ID, "triples").text)
         assert "works_for" in browser.find_element(By.ID, "added-relations").text
         wait.until(lambda d: "works_for" in d.find_element(By.ID, "ranking").text)
+        assert "Your relation 'works_for': best score" in browser.find_element(By.ID, "message").text
         rows = browser.find_elements(By.CSS_SELECTOR, "#triples table tbody tr")
         assert rows and all("works_for" in row.text for row in rows)
         assert browser.find_elements(By.CSS_SELECTOR, "#graph svg line")
