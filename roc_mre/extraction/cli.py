@@ -537,7 +537,8 @@ def _extract(
     shard.wait()  # every process has read the old records before any writes new ones
     write_path = output_path if shard.world == 1 else shard.part(output_path)
 
-    counts = {"lines": 0, "blank": 0, "resumed": 0, "extracted": 0, "triples": 0, "errors": 0}
+    counts = {"lines": 0, "blank": 0, "resumed": 0, "extracted": 0, "triples": 0, "errors": 0,
+              "no_triple": 0, "entities_without_triple": 0}  # fmt: skip
     error_lines: list[int] = []
     seen: set[str] = set()  # ids of every line so far, this process's or not: a repeat is an error in any shard
     pending: list[tuple[int, dict | None, dict | None]] = []  # (line, post to score, or a ready error record)
@@ -545,7 +546,8 @@ def _extract(
 
     def flush(out, bar) -> None:
         posts = [post for _, post, _ in pending if post is not None]
-        results = iter(extractor.extract(posts, relations=relations) if posts else [])
+        # every record names the entities found, so that a post with no triple says what was there to pair
+        results = iter(extractor.extract(posts, relations=relations, return_entities=True) if posts else [])
         for line, post, record in pending:
             if post is not None:
                 result = next(results)
@@ -557,6 +559,9 @@ def _extract(
             else:
                 counts["extracted"] += 1
                 counts["triples"] += len(record["triples"])
+                if not record["triples"]:
+                    counts["no_triple"] += 1
+                    counts["entities_without_triple"] += len(record.get("entities", ()))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.flush()
         pending.clear()
@@ -675,6 +680,11 @@ def main(argv: list[str] | None = None) -> dict:
         f"{counts['extracted']} posts extracted ({counts['triples']} triples) -> {args.output}; "
         f"{counts['resumed']} already in the output, skipped; {counts['errors']} bad lines"
     )
+    if counts["no_triple"]:
+        summary += (
+            f"; {counts['no_triple']} posts gave no triple ({counts['entities_without_triple']} entities found in "
+            "them: see each record's 'entities'; fewer than two means no pair to score)"
+        )
     if counts["errors"]:
         more = ", ..." if counts["errors"] > len(counts["error_lines"]) else ""
         lines = ", ".join(map(str, counts["error_lines"]))

@@ -307,6 +307,22 @@ def test_cli_reports_and_skips_malformed_lines(extractor, tmp_path):
     assert triple_keys(records[0]["triples"]) == [("Carol", MEMBER, "NASA")]
 
 
+def test_cli_records_name_the_entities_and_the_summary_counts_posts_with_no_triple(
+    extractor, tmp_path, capsys, monkeypatch
+):
+    from roc_mre.extraction import cli as extraction_cli
+
+    lines = [{"id": "a", "text": "Carol joined NASA as an engineer"}, {"id": "b", "text": "nothing to see here"}]
+    counts, records = cli(tmp_path, lines, extractor)
+    assert [e["text"] for e in records[0]["entities"]] == ["Carol", "NASA"] and records[0]["triples"]
+    assert records[1]["triples"] == [] and records[1]["entities"] == []  # says why: nothing to pair
+    assert counts["no_triple"] == 1 and counts["entities_without_triple"] == 0
+    monkeypatch.setattr(extraction_cli, "run", lambda args, shard: {**counts, "entities_without_triple": 3})
+    posts = tmp_path / "posts.jsonl"
+    extraction_cli.main(["--model", "unused", "--input", str(posts), "--output", str(tmp_path / "o.jsonl")])
+    assert "1 posts gave no triple (3 entities found in them" in capsys.readouterr().err
+
+
 def test_cli_resumes_a_partly_written_output(extractor, tmp_path):
     posts = [
         {"id": k, "text": text}
