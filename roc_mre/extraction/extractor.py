@@ -49,7 +49,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from datasets_scripts import ner as entity_tagging
 from modeling_roc.configuration_roc import CAPTIONS_IGNORED, reads_captions
 from modeling_roc.modeling_roc import CallTimeRelations, readable_label
-from modeling_roc.precision_roc import InferenceCopy, precision_from_quantize
+from modeling_roc.precision_roc import InferenceCopy, precision_from_quantize, resolve_precision
 from modeling_roc.processing_roc import UNKNOWN_TYPE, is_word_offset
 
 from ..labels import find_none_label
@@ -323,6 +323,9 @@ class TripleExtractor:
         if max_entities is not None and int(max_entities) < 2:
             raise ValueError(f"`max_entities` must be >= 2 (a pair) or None, got {max_entities}.")
         self._scoring = InferenceCopy(model, precision)  # made now: a bad `precision` fails here, in one line
+        # what `precision` means here ("auto" differs by CPU): said once, and kept for callers to read
+        self.resolved_precision = resolve_precision(precision, model.device)
+        logger.info(f"scoring in {self.resolved_precision} (precision={precision!r})")
         self.max_entities = max_entities
         self.processor = processor
         self._given_none_label = none_label

@@ -578,7 +578,9 @@ def test_bfloat16_extractor_finds_the_float32_triples_and_auto_follows_the_cpu(t
     model.set_relation_bank(bank)
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
         monkeypatch.setattr(precision_roc, "cpu_has_native_bfloat16", lambda native=native: native)
-        assert TripleExtractor(model, processor, ner=None).model.text_model.dtype == expected
+        chosen = TripleExtractor(model, processor, ner=None)
+        assert chosen.model.text_model.dtype == expected
+        assert chosen.resolved_precision == ("bfloat16" if native else "float32")
 
 
 def test_cli_precision_flags(tmp_path, capsys):
