@@ -116,7 +116,7 @@ def readable_label(label: str) -> str:
     return " ".join(label.replace("_", " ").replace("/", " ").split()) or label
 
 
-CALL_TIME_KEYS = ("description", "threshold", "examples", "symmetric")
+CALL_TIME_KEYS = ("description", "threshold", "examples", "symmetric", "allowed_head", "allowed_tail")
 # A relation given with examples: at most this many are encoded (each is one forward pass of the pair encoder).
 MAX_CALL_TIME_EXAMPLES = 64
 
@@ -151,6 +151,8 @@ class CallTimeRelations:
     for a model saved without a pool. `examples[i]` (labelled pairs) make relation i's embedding their prototype
     with its description, and (with a pool) a detector fit on them decides whether it holds
     (`ROCModel.example_detectors`); `symmetric[i]` says whether (A, r, B) means (B, r, A) (default False).
+    `allowed_heads[i]` / `allowed_tails[i]` (GLiREL's `allowed_head` / `allowed_tail`): the entity types its subject /
+    object may have (None: any); a pair of other types never gets relation i (`allowed`).
     """
 
     labels: tuple[str, ...]
@@ -160,6 +162,19 @@ class CallTimeRelations:
     examples: tuple[tuple[dict, ...], ...] = ()
     # pair embeddings of `examples`, one `(k, pair_embed_dim)` tensor (or None) per label: `ROCModel.embed_examples`
     example_embeds: tuple = field(default=(), compare=False, repr=False)
+    allowed_heads: tuple[frozenset[str] | None, ...] = ()
+    allowed_tails: tuple[frozenset[str] | None, ...] = ()
+
+    def allowed(self, subject_type: str | None, object_type: str | None) -> list[bool]:
+        """Per label, whether a pair of these entity types may get it ("no relation" always). Types compare without
+        case; a pair whose type is unknown (None, "UNKNOWN") is not filtered on that side: nothing says it fails."""
+
+        def fits(kinds: frozenset[str] | None, kind: str | None) -> bool:
+            return kinds is None or kind is None or kind.upper() == "UNKNOWN" or kind.upper() in kinds
+
+        heads = self.allowed_heads or (None,) * len(self.labels)
+        tails = self.allowed_tails or (None,) * len(self.labels)
+        return [i == 0 or (fits(heads[i], subject_type) and fits(tails[i], object_type)) for i in range(len(heads))]
 
     @property
     def bank(self) -> dict[str, str]:
@@ -189,6 +204,7 @@ class CallTimeRelations:
                 f"'threshold': ..., 'examples': [...], 'symmetric': ...}}, or a list of labels; got {relations!r}."
             )
         labels, descriptions, thresholds, symmetric, examples = [none_label], [none_description], [None], [False], [()]
+        heads, tails = [None], [None]
         for label, value in relations.items():
             if not isinstance(label, str) or not label.strip():
                 raise ValueError(f"`relations`: every label must be a non-empty string, got {label!r}.")
@@ -196,7 +212,7 @@ class CallTimeRelations:
                 raise ValueError(
                     f"`relations`: {label!r} names 'no relation' (the model's {none_label!r}); it is always included."
                 )
-            threshold, given_examples, is_symmetric = None, (), False
+            threshold, given_examples, is_symmetric, head, tail = None, (), False, None, None
             if isinstance(value, dict):
                 unknown = sorted(set(value) - set(CALL_TIME_KEYS))
                 if unknown:
@@ -214,6 +230,8 @@ class CallTimeRelations:
                         f"{MAX_CALL_TIME_EXAMPLES} are used; pass a sample."
                     )
                 given_examples = tuple(_check_example(label, k, e) for k, e in enumerate(raw_examples))
+                head = _entity_types(label, "allowed_head", value.get("allowed_head"))
+                tail = _entity_types(label, "allowed_tail", value.get("allowed_tail"))
                 value = value.get("description", readable_label(label) if given_examples else None)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"`relations[{label!r}]`: the description must be a non-empty string, got {value!r}.")
@@ -230,7 +248,12 @@ class CallTimeRelations:
             thresholds.append(threshold)
             symmetric.append(is_symmetric)
             examples.append(given_examples)
-        return cls(tuple(labels), tuple(descriptions), tuple(thresholds), tuple(symmetric), tuple(examples))
+            heads.append(head)
+            tails.append(tail)
+        return cls(
+            tuple(labels), tuple(descriptions), tuple(thresholds), tuple(symmetric), tuple(examples),
+            allowed_heads=tuple(heads), allowed_tails=tuple(tails),
+        )  # fmt: skip
 
     def decision_logits(self, logits: torch.Tensor, logit_scale, bars: torch.Tensor | None = None) -> torch.Tensor:
         """`logits` `(batch, len(labels))` (scaled cosines, column 0 "no relation") turned into scaled margins: each
@@ -254,6 +277,19 @@ class CallTimeRelations:
     def decide(self, logits: torch.Tensor, logit_scale, bars: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted index of each row of `logits`: the relation past its bar by the widest margin, else 0."""
         return self.decision_logits(logits, logit_scale, bars).argmax(-1)
+
+
+def _entity_types(label: str, key: str, value) -> frozenset[str] | None:
+    """`allowed_head` / `allowed_tail` of a call-time relation: None, or a non-empty list of entity type names."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"`relations[{label!r}][{key!r}]` must be a non-empty list of entity types, got {value!r}.")
+    if not all(isinstance(kind, str) and kind.strip() for kind in value):
+        raise ValueError(
+            f"`relations[{label!r}][{key!r}]`: every entity type must be a non-empty string, got {value!r}."
+        )
+    return frozenset(kind.strip().upper() for kind in value)
 
 
 def init_marker_embeddings(text_model: nn.Module, tokenizer) -> None:

@@ -18,6 +18,7 @@ description, and a detector fit on them against the model's training pairs decid
 (`ROCModel.example_detectors`; its `threshold` is then None). This file is copied next to the weights.
 """
 
+import math
 from typing import Any
 
 import torch
@@ -102,9 +103,10 @@ class ROCRelationExtractionPipeline(Pipeline):
             relation_set = model.call_time_relations(relations)  # checked once per call, not per example
             relation_set = model.embed_examples(relation_set, self.processor)  # examples encoded once per call
             forward_kwargs["relations"] = postprocess_kwargs["relations"] = relation_set
+            return {"relations": relation_set}, forward_kwargs, postprocess_kwargs
         return {}, forward_kwargs, postprocess_kwargs
 
-    def preprocess(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def preprocess(self, inputs: dict[str, Any], relations=None) -> dict[str, torch.Tensor]:
         if not isinstance(inputs, dict) or any(key not in inputs for key in _REQUIRED_KEYS):
             raise ValueError(
                 f"Each input must be a dict with keys {_REQUIRED_KEYS} (and optionally 'image' and 'caption'), got "
@@ -148,6 +150,11 @@ class ROCRelationExtractionPipeline(Pipeline):
             # transformers' batch collate fails on `pixel_values` without a feature extractor (NameError on
             # `f_padding_value`, transformers 5.23) but concatenates a key named `image`: carry the pixels under it.
             encoded["image"] = encoded.pop("pixel_values")
+        if relations is not None:
+            # which given relations this pair's entity types allow (`allowed_head` / `allowed_tail`), one row per
+            # example so that batches split back
+            types = (inputs["subject"].get("type"), inputs["object"].get("type"))
+            encoded["relation_allowed"] = torch.tensor([relations.allowed(*types)])
         return encoded
 
     def _forward(self, model_inputs: dict[str, torch.Tensor], relations=None) -> dict[str, torch.Tensor]:
@@ -155,6 +162,7 @@ class ROCRelationExtractionPipeline(Pipeline):
             model_inputs["pixel_values"] = model_inputs.pop("image")
         if relations is None:
             return {"logits": self.scoring_model(**model_inputs).logits}
+        allowed = model_inputs.pop("relation_allowed")
         outputs = self.scoring_model(**model_inputs, relations=relations)
         # one row per example, so that batched outputs split back into examples
         batch = len(outputs.logits)
@@ -162,7 +170,9 @@ class ROCRelationExtractionPipeline(Pipeline):
             "logits": outputs.logits,
             "logit_scale": outputs.logit_scale.reshape(1).expand(batch),
             "relation_bars": outputs.relation_bars.reshape(1, -1).expand(batch, -1),
-            "decision_logits": outputs.decision_logits,
+            "decision_logits": outputs.decision_logits.masked_fill(
+                ~allowed.to(outputs.decision_logits.device), -math.inf
+            ),
         }
 
     def postprocess(

@@ -35,6 +35,7 @@ a post given as words), `type` the NER label and `relation_name` the label in wo
 """
 
 import logging
+import math
 import os
 import re
 import time
@@ -531,6 +532,11 @@ class TripleExtractor:
                     bars = outputs.relation_bars.float().cpu()
                     decision = relations.decision_logits(logits_all[chunk], outputs.logit_scale.float().cpu(), bars)
                 decision_all[chunk] = decision.float().cpu()
+                if hasattr(relations, "allowed"):  # (a model whose code predates type constraints has none)
+                    # a relation given with `allowed_head` / `allowed_tail` never goes to a pair of other types
+                    pairs = zip(subjects, objects)
+                    allowed = torch.tensor([relations.allowed(s.get("type"), o.get("type")) for s, o in pairs])
+                    decision_all[chunk] = decision_all[chunk].masked_fill(~allowed, -math.inf)
         if relations is None:
             symmetric = tuple(getattr(self.model.config, "symmetric_relations", None) or ())
             return PairScores(

@@ -300,6 +300,23 @@ def test_examples_given_at_call_time_decide_without_changing_the_model(make_mode
     assert all(r["threshold"] is None for r in trained)
 
 
+def test_allowed_head_and_tail_keep_a_relation_off_pairs_of_other_types(pipe):
+    founded = "The subject person founded the object organisation."
+    always = {"description": founded, "threshold": -1.0}  # passes its bar on any pair
+    assert pipe(EXAMPLE, relations={"founded_by": always})[0]["relation"] == "founded_by"
+    for head, tail, kept in ((["PERSON"], ["ORG"], True), (["ORG"], None, False), (None, ["person", "GPE"], False)):
+        given = {**always, "allowed_head": head, "allowed_tail": tail}
+        result = {r["relation"]: r for r in pipe(EXAMPLE, relations={"founded_by": given}, top_k=None)}
+        assert (result["founded_by"]["score"] > 0.5) is kept, (head, tail)
+        if not kept:
+            assert result["founded_by"]["score"] == 0.0 and result["None"]["score"] == pytest.approx(1.0)
+    batch = pipe([EXAMPLE, {**EXAMPLE, "subject": span(0, 2, "ORG")}], relations={"founded_by": {
+        **always, "allowed_head": ["ORG"]}}, batch_size=2)  # fmt: skip
+    assert [result[0]["relation"] for result in batch] == ["None", "founded_by"], "per example, in a batch too"
+    with pytest.raises(ValueError, match=r"\['allowed_head'\]` must be a non-empty list of entity types"):
+        pipe(EXAMPLE, relations={"founded_by": {**always, "allowed_head": "PERSON"}})
+
+
 def test_call_time_labels_as_a_list_and_no_relation_spellings(pipe):
     result = pipe(EXAMPLE, relations=["founded_by", "/per/org/member_of"], top_k=None)
     assert {r["relation"]: r["description"] for r in result}["/per/org/member_of"] == "per org member of"

@@ -167,6 +167,10 @@ def test_relations_given_at_call_time_are_extracted_and_thresholds_decide(extrac
     assert triple_keys(passed)[:2] == triple_keys(triples)  # -1 is always passed, and by a wider margin:
     assert passed[0]["score"] > triples[0]["score"]  # the score is what decided
     assert extractor(post, relations={"weds": {"description": bank[COUPLE], "threshold": 1.0}}) == []
+    always = {"description": bank[COUPLE], "threshold": -1.0}
+    people = {"weds": {**always, "allowed_head": ["PERSON"], "allowed_tail": ["person"]}}
+    assert triple_keys(extractor(post, relations=people))[:2] == triple_keys(passed)  # the tagger's types, any case
+    assert extractor(post, relations={"weds": {**always, "allowed_tail": ["ORG"]}}) == []  # GLiREL's type constraint
     assert COUPLE in {t["relation"] for t in extractor(post)}, "the bank is back for the next call"
     pipe = ROCTripleExtractionPipeline(model=extractor.model, processor=extractor.processor, ner=FakeTagger())
     assert triple_keys(pipe(post, relations=weds)) == triple_keys(triples)
