@@ -683,7 +683,7 @@ def test_a_failed_start_leaves_the_old_run_and_writes_nothing(trained_run, input
 
 
 def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
-    from datasets_scripts.locking import OutputLock
+    from datasets_scripts.locking import OutputLock, _start_time
     from roc_mre.training.loop import LOCK_FILE
 
     (tmp_path / LOCK_FILE).write_text(f"{os.getppid()}\n")  # a live process holds it
@@ -691,8 +691,16 @@ def test_a_second_writer_is_refused_while_the_first_lives(tmp_path):
         OutputLock(tmp_path / LOCK_FILE, what="train.py").acquire()
     (tmp_path / LOCK_FILE).write_text("999999999\n")  # a dead one left it
     with OutputLock(tmp_path / LOCK_FILE, what="train.py"):
-        assert (tmp_path / LOCK_FILE).read_text().strip() == str(os.getpid())
+        assert (tmp_path / LOCK_FILE).read_text().split()[0] == str(os.getpid())
     assert not (tmp_path / LOCK_FILE).exists()
+    # the pid of a writer that died, given since to an unrelated live process: its start time differs, taken over
+    (tmp_path / LOCK_FILE).write_text(f"{os.getppid()} 1\n")
+    with OutputLock(tmp_path / LOCK_FILE, what="train.py"):
+        assert (tmp_path / LOCK_FILE).read_text().split()[0] == str(os.getpid())
+    # the live writer itself, recorded with its start time, still refuses
+    (tmp_path / LOCK_FILE).write_text(f"{os.getppid()} {_start_time(os.getppid())}\n")
+    with pytest.raises(SystemExit, match="another train.py"):
+        OutputLock(tmp_path / LOCK_FILE, what="train.py").acquire()
 
 
 def test_a_loss_that_becomes_non_finite_stops_the_run_before_weights_are_saved(inputs, tmp_path):
