@@ -40,6 +40,7 @@ import heapq
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,6 +282,20 @@ def drop_incomplete_last_line(path: Path) -> None:
         f.truncate(end)
 
 
+PART_NAME = re.compile(r"\.part-(\d+)-of-(\d+)$")
+
+
+def owns_line(path: Path, line: int) -> bool:
+    """Whether the file `path` may hold a record of input `line`: a part `<output>.part-<rank>-of-<world>` holds only
+    the lines of its rank (`(line - 1) % world == rank`); the output itself, any line. A record of another rank's
+    line in a part was not written by that process (a planted or misplaced record) and must not stand for it."""
+    match = PART_NAME.search(path.name)
+    if match is None:
+        return True
+    rank, world = int(match.group(1)), int(match.group(2))
+    return world > 0 and (line - 1) % world == rank
+
+
 def read_done(*paths: Path) -> dict[int, str | None]:
     """Input line number -> id key (`_id_key`, None for a line without a usable id) of every record in `paths`.
 
@@ -295,9 +310,17 @@ def read_done(*paths: Path) -> dict[int, str | None]:
             for number, raw in enumerate(f, start=1):
                 try:
                     record = json.loads(raw)
-                    done[int(record["line"])] = None if record.get("id") is None else _id_key(record["id"])
+                    line = int(record["line"])
+                    key = None if record.get("id") is None else _id_key(record["id"])
                 except (ValueError, KeyError, TypeError):
                     logger.warning(f"{path}:{number}: not an output record, ignored when resuming.")
+                    continue
+                if not owns_line(path, line):
+                    logger.warning(
+                        f"{path}:{number}: a record of input line {line}, which is not this part's; ignored."
+                    )
+                    continue
+                done[line] = key
     return done
 
 
@@ -369,6 +392,9 @@ def _records(path: Path):
                 line = int(json.loads(raw)["line"])
             except (ValueError, KeyError, TypeError):
                 logger.warning(f"{path}:{number}: not an output record, left out of the merged output.")
+                continue
+            if not owns_line(path, line):
+                logger.warning(f"{path}:{number}: a record of input line {line}, not this part's, left out.")
                 continue
             ordered &= line >= previous
             previous = line

@@ -705,10 +705,13 @@ def test_parts_of_another_process_count_and_tampered_parts_merge_into_a_complete
     records = (tmp_path / "reference.jsonl").read_text().splitlines(keepends=True)
     assert len(records) == 6
     output = tmp_path / "out.jsonl"
-    # a 2-process run stopped early, then a hand edit: rank 1's part out of order, with a garbage line and a second
-    # record of line 1 (rank 0's); nothing yet of lines 5 and 6
+    # a 2-process run stopped early, then a hand edit: rank 1's part out of order, with a garbage line, a second
+    # record of line 1 (rank 0's) and a planted record of line 5 (rank 0's, not yet written); nothing else of 5 and 6
+    planted = json.dumps({"id": 4, "line": 5, "triples": [{"relation": "planted"}]}) + "\n"
     (tmp_path / "out.jsonl.part-00000-of-00002").write_text(records[0] + records[2])
-    (tmp_path / "out.jsonl.part-00001-of-00002").write_text(records[3] + "{garbage\n" + records[1] + records[0])
+    (tmp_path / "out.jsonl.part-00001-of-00002").write_text(
+        records[3] + "{garbage\n" + records[1] + records[0] + planted
+    )
     counts = run(cli(output), extractor=extractor)  # resumed with one process
     assert counts["resumed"] == 4 and counts["extracted"] == 2
     merged = [json.loads(line) for line in output.read_text().splitlines()]
