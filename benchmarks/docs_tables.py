@@ -248,7 +248,9 @@ def quantization_table() -> str:
 def int8_schemes_table() -> str:
     """Every int8 scheme against float32 on the same model and examples (`benchmarks/int8_schemes.py`): the runs
     that chose the int8 rule (the `_precision` runs have their own table)."""
-    return schemes_table([(name, run) for name, run in results("int8_schemes_") if not name.endswith("_precision")])
+    return schemes_table(
+        [(name, run) for name, run in results("int8_schemes_") if not name.endswith(("_precision", "_families"))]
+    )
 
 
 def precision_table() -> str:
@@ -337,23 +339,31 @@ def newcomer_table() -> str:
     return table(["step", "command", "seconds"], rows, "llr")
 
 
+# The docs show the shipped prototype weight and three pool rates around the default; the results files hold the grid.
+CALL_TIME_SHOWN = {"prototype_weight": (None, 0.5), "rate": (0.02, 0.05, 0.1)}
+
+
 def call_time_table() -> str:
-    """Relations given at call time with N examples (`benchmarks/call_time_relations.py`): per shots, pool rate and
-    prototype weight, the means over folds (and draws) of the cost to the seen relations and the unseen scores."""
+    """Relations given at call time with N examples (`benchmarks/call_time_relations.py`): per shots, rule deciding a
+    relation given with examples and pool rate (`CALL_TIME_SHOWN`), the means over folds (and draws) of the cost to
+    the seen relations and the unseen scores."""
     rows = []
     for name, run in results("call_time_relations_"):
         for row in run["summary"]:
+            if any(row.get(key) not in shown for key, shown in CALL_TIME_SHOWN.items()):
+                continue
+            decision = row.get("example_decision") or ("cosine_bar" if row["shots"] else "–")
             rows.append([
-                f"`{name}`", str(row["folds"]), str(row["shots"]), number(row["rate"], 3),
-                number(row["prototype_weight"], 1), signed(row["seen_f1_change"]), number(row["unseen_precision"]),
+                f"`{name}`", str(row["folds"]), str(row["shots"]), decision.replace("_", " "),
+                number(row["rate"], 3), signed(row["seen_f1_change"]), number(row["unseen_precision"]),
                 number(row["unseen_recall"]), f"**{number(row['unseen_f1'])}**",
                 number(row["gold_first_among_held_out"]),
             ])  # fmt: skip
     return table(
-        ["results file", "folds", "shots", "pool rate", "prototype weight", "Δ seen F1", "unseen P", "unseen R",
+        ["results file", "folds", "shots", "decided by", "pool rate", "Δ seen F1", "unseen P", "unseen R",
          "unseen F1", "gold first among held-out %"],
         rows,
-        "lrrrrrrrrr",
+        "lrrlrrrrrr",
     )  # fmt: skip
 
 
@@ -372,6 +382,39 @@ def encoder_speed_table() -> str:
     return table(["results file", "text encoder", "precision", "examples/s", "CPU"], rows, "lllrl")
 
 
+def cpu_family(cpu: dict) -> str:
+    """A column name for the CPU a results file was measured on: vendor, its widest matrix units, any emulation."""
+    flags = cpu["flags"]
+    units = (
+        "AMX" if flags.get("amx_tile") else "AVX-512" if flags.get("avx512f") else "AVX2" if flags.get("avx2") else ""
+    )
+    emulated = cpu.get("emulation") or {}
+    family = f"{cpu['vendor'] or 'unknown'} {units}".strip()
+    if emulated:
+        family += ", " + " ".join(f"{k}={v}" for k, v in sorted(emulated.items()))
+    return family
+
+
+def cpu_families_table() -> str:
+    """Rows: precision / engine; columns: CPU family (`int8_schemes_*_families`, each run on one CPU with every
+    scheme against float32). A cell: speed-up over float32 on that CPU, and the F1 change."""
+    runs = [(name, run) for name, run in results("int8_schemes_") if name.endswith("_families")]
+    columns = list(dict.fromkeys(cpu_family(run["machine"]["cpu"]) for _, run in runs))
+    cells: dict[str, dict[str, str]] = {}
+    for _, run in runs:
+        column = cpu_family(run["machine"]["cpu"])
+        float32 = run["schemes"]["float32"]
+        cells.setdefault("float32 (torch)", {})[column] = f"1.00x ({number(float32['examples_per_s'], 1)} ex/s)"
+        for scheme, row in run["schemes"].items():
+            if scheme != "float32":
+                change = signed(-row["f1_drop_points"])
+                cells.setdefault(scheme, {})[column] = f"{number(row['speedup_vs_float32'])}x ({change} F1)"
+    rows = [
+        [f"`{scheme}`", *(by_column.get(column, "–") for column in columns)] for scheme, by_column in cells.items()
+    ]
+    return table(["precision / engine", *columns], rows, "l" + "r" * len(columns))
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "headline": headline_table,
     "quality": quality_table,
@@ -385,6 +428,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "newcomer": newcomer_table,
     "call_time": call_time_table,
     "encoder_speed": encoder_speed_table,
+    "cpu_families": cpu_families_table,
 }
 
 
