@@ -407,7 +407,7 @@ def cpu_families_table() -> str:
         cells.setdefault("float32 (torch)", {})[column] = f"1.00x ({number(float32['examples_per_s'], 1)} ex/s)"
         for scheme, row in run["schemes"].items():
             if scheme != "float32":
-                change = signed(-row["f1_drop_points"])
+                change = signed(-row["f1_drop_points"] or 0.0)  # no "−0.00"
                 cells.setdefault(scheme, {})[column] = f"{number(row['speedup_vs_float32'])}x ({change} F1)"
     rows = [
         [f"`{scheme}`", *(by_column.get(column, "–") for column in columns)] for scheme, by_column in cells.items()
