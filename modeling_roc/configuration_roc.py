@@ -99,7 +99,6 @@ CHOICES = {
     "relation_source": get_args(RelationSource),
     "pair_activation": get_args(PairActivation),
     "marker_init": get_args(MarkerInit),
-    "example_decision": get_args(ExampleDecision),
 }
 
 
@@ -313,6 +312,10 @@ class ROCConfig(PretrainedConfig):
         if not 0.0 <= float(prototype_weight) <= 1.0:
             raise ValueError(f"`prototype_weight` must be in [0, 1], got {prototype_weight}.")
         self.prototype_weight = float(prototype_weight)
+        if example_decision not in get_args(ExampleDecision):  # an inference setting, not a train.py flag
+            raise ValueError(
+                f"`example_decision` must be one of {get_args(ExampleDecision)}, got {example_decision!r}."
+            )
         self.example_decision = example_decision
         if isinstance(example_shrinkage, bool) or not float(example_shrinkage) > 0.0:
             raise ValueError(f"`example_shrinkage` must be a number > 0, got {example_shrinkage!r}.")
