@@ -42,7 +42,7 @@ from .configuration_roc import (
 logger = logging.get_logger(__name__)
 
 RELATION_TOKENIZER_DIR = "relation_tokenizer"
-# Call-time relation sets whose embeddings an eval-mode model keeps (oldest dropped first).
+# Call-time relation sets whose embeddings (and examples' detectors) an eval-mode model keeps, oldest dropped first.
 MAX_CACHED_RELATION_SETS = 32
 
 
@@ -895,11 +895,16 @@ class ROCModel(ROCPreTrainedModel):
             if example_embeds is not None and len(example_embeds):
                 prototype = F.normalize(F.normalize(example_embeds.to(embeds), dim=-1).mean(0), dim=-1)
                 embeds[i] = (1 - weight) * F.normalize(embeds[i], dim=-1) + weight * prototype
-        if not self.training:
-            if len(self._call_time_cache) >= MAX_CACHED_RELATION_SETS:
-                self._call_time_cache.pop(next(iter(self._call_time_cache)))  # the oldest set
-            self._call_time_cache[key] = embeds
+        self._remember_call_time(key, embeds)
         return embeds
+
+    def _remember_call_time(self, key: tuple, value) -> None:
+        """Keep what a call-time relation set computed (eval mode only), the oldest entry dropped past the cap."""
+        if self.training:
+            return
+        if len(self._call_time_cache) >= MAX_CACHED_RELATION_SETS:
+            self._call_time_cache.pop(next(iter(self._call_time_cache)))
+        self._call_time_cache[key] = value
 
     def has_pair_pool(self) -> bool:
         return self.pair_pool is not None and bool(self.pair_pool.abs().sum() > 0)
@@ -914,7 +919,7 @@ class ROCModel(ROCPreTrainedModel):
         and puts a relation the model was not trained on on the same footing as the trained ones.
         """
         bars = torch.full((len(relations.labels),), math.nan, device=relation_embeds.device)
-        detected = self.example_detectors(relations)
+        detected = self._detected_relations(relations)  # decided by their examples' detector: no cosine bar
         pooled = self.has_pair_pool()
         if pooled:
             pool = F.normalize(self.pair_pool.to(relation_embeds), dim=-1)
@@ -959,19 +964,17 @@ class ROCModel(ROCPreTrainedModel):
         `config.new_relation_false_positive_rate` of the pool reaches, `spread` the pool scores' standard deviation,
         so one pool standard deviation past the bar counts as one logit, the unit of the trained relations' margins.
         """
-        if getattr(self.config, "example_decision", "whitened_prototype") != "whitened_prototype":
-            return {}
-        if not relations.example_embeds or not self.has_pair_pool():
-            return {}
-        given = [
-            i for i, embeds in enumerate(relations.example_embeds)
-            if i and embeds is not None and len(embeds) and relations.thresholds[i] is None
-        ]  # fmt: skip
+        given = self._detected_relations(relations)
         if not given:
             return {}
+        rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.05))
+        # fit once per relation set while in eval mode (a pipeline calls the forward once per batch)
+        key = ("detectors", relations.labels, json.dumps(relations.examples, sort_keys=True), rate,
+               self.config.example_shrinkage, self.pair_pool._version)  # fmt: skip
+        if not self.training and key in self._call_time_cache:
+            return self._call_time_cache[key]
         mean, precision = self._pool_precision()
         pool = F.normalize(self.pair_pool.detach().float(), dim=-1)
-        rate = float(getattr(self.config, "new_relation_false_positive_rate", 0.05))
         detectors = {}
         for i in given:
             examples = F.normalize(relations.example_embeds[i].detach().float().to(mean.device), dim=-1)
@@ -979,7 +982,20 @@ class ROCModel(ROCPreTrainedModel):
             pool_scores = pool @ weight
             offset = float(torch.quantile(pool_scores, 1.0 - rate))
             detectors[i] = (weight, offset, float(pool_scores.std().clamp_min(1e-6)))
+        self._remember_call_time(key, detectors)
         return detectors
+
+    def _detected_relations(self, relations: CallTimeRelations) -> list[int]:
+        """The indices of `relations` that `example_detectors` decides: given with examples, without a `threshold`,
+        under `config.example_decision="whitened_prototype"`, with a filled `pair_pool`."""
+        if getattr(self.config, "example_decision", "whitened_prototype") != "whitened_prototype":
+            return []
+        if not relations.example_embeds or not self.has_pair_pool():
+            return []
+        return [
+            i for i, embeds in enumerate(relations.example_embeds)
+            if i and embeds is not None and len(embeds) and relations.thresholds[i] is None
+        ]  # fmt: skip
 
     def call_time_decision_logits(
         self, pair_embeds: torch.Tensor, relations: CallTimeRelations, logits: torch.Tensor, logit_scale, bars

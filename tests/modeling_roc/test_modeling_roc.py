@@ -505,14 +505,13 @@ def test_a_relation_given_with_examples_is_decided_by_a_detector_fit_against_the
 
     detectors = model.example_detectors(relations)
     assert set(detectors) == {1}, "a relation with a threshold keeps its threshold, not a detector"
+    assert model.example_detectors(relations) is detectors, "fit once per relation set, not once per batch"
     with torch.no_grad():
         embeds = model.get_call_time_relation_features(relations)
         bars = model.relation_bars(relations, embeds)
         scale = model.get_logit_scale()
         pairs = torch.cat([pool[5:] + 4.0 * direction, pool])  # new pairs like the examples, then the pool itself
-        logits = (
-            scale * torch.nn.functional.normalize(pairs, dim=-1) @ torch.nn.functional.normalize(embeds, dim=-1).t()
-        )
+        logits = scale * F.normalize(pairs, dim=-1) @ F.normalize(embeds, dim=-1).t()
         decision = model.call_time_decision_logits(pairs, relations, logits, scale, bars)
     assert bars[1].isnan() and bars[2] == pytest.approx(0.2), "the detector's relation shows no cosine bar"
     fires_on_new, fires_on_pool = (decision[:395, 1] > 0).float().mean(), (decision[395:, 1] > 0).float().mean()
