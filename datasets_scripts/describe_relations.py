@@ -108,9 +108,8 @@ def cache_key(model: str, messages: list[dict[str, str]], label: str) -> str:
 MAX_DESCRIPTION_CHARS = 1000
 
 
-def parse_description(content: str | None) -> str | None:
-    """Extract the description from the model's JSON answer, or None when it gave none (or a runaway one, longer
-    than `MAX_DESCRIPTION_CHARS`)."""
+def _answer_value(content: str | None) -> str | None:
+    """The raw description string of the model's JSON answer (its `description`, or its only value), uncapped."""
     if not content or not content.strip():
         return None
     text = content.strip()
@@ -120,25 +119,29 @@ def parse_description(content: str | None) -> str | None:
         data = json.loads(text)
     except json.JSONDecodeError:
         return None
-    if isinstance(data, dict):
-        value = data.get("description")
-        if value is None and len(data) == 1:
-            value = next(iter(data.values()))
-        if isinstance(value, str) and value.strip() and len(value) <= 4 * MAX_DESCRIPTION_CHARS:
-            description = " ".join(value.split())
-            return description if len(description) <= MAX_DESCRIPTION_CHARS else None
-    return None
+    if not isinstance(data, dict):
+        return None
+    value = data.get("description")
+    if value is None and len(data) == 1:
+        value = next(iter(data.values()))
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def parse_description(content: str | None) -> str | None:
+    """Extract the description from the model's JSON answer, or None when it gave none (or a runaway one, longer
+    than `MAX_DESCRIPTION_CHARS`)."""
+    value = _answer_value(content)
+    if value is None or len(value) > 4 * MAX_DESCRIPTION_CHARS:
+        return None
+    description = " ".join(value.split())
+    return description if len(description) <= MAX_DESCRIPTION_CHARS else None
 
 
 def why_no_description(content: str | None) -> str:
     """The reason `parse_description` found none in `content`: an over-long description is named as such (it was
     reported as "no description")."""
-    try:
-        data = json.loads((content or "").strip().strip("`").removeprefix("json").strip())
-    except json.JSONDecodeError:
-        data = None
-    value = data.get("description") if isinstance(data, dict) else None
-    if isinstance(value, str) and len(" ".join(value.split())) > MAX_DESCRIPTION_CHARS:
+    value = _answer_value(content)
+    if value is not None and len(" ".join(value.split())) > MAX_DESCRIPTION_CHARS:
         return (
             f"the description is {len(' '.join(value.split()))} characters, over the cap of {MAX_DESCRIPTION_CHARS} "
             f"(a runaway answer): {value!r:.120}"
