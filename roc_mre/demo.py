@@ -118,6 +118,13 @@ class DemoBackend:
             relations[relation.name] = relation.as_call_time()
         return relations
 
+    def check_relations(self, added: list[UserRelation]) -> None:
+        """`ValueError` when the model would refuse these relations at call time (a name that means "no relation",
+        say): checked when a relation is added, so a bad one never breaks every later Extract."""
+        relations = self.relations_for_call(list(added), replace_bank=False)
+        if relations is not None:
+            self.extractor.model.call_time_relations(relations)
+
     def analyse(self, text: str, image=None, added: list[UserRelation] = (), replace_bank: bool = False) -> Analysis:
         """Entities, triples and every pair's ranking for one post; `ValueError` with a readable reason otherwise."""
         text = (text or "").strip()
@@ -136,14 +143,9 @@ class DemoBackend:
 
 def parse_relation(name: str, description: str, threshold: float | str | None) -> UserRelation:
     """A relation from the editor's fields, or `ValueError` naming the field at fault."""
-    from modeling_roc.configuration_roc import NONE_LABELS
-
     name, description = (name or "").strip(), (description or "").strip()
     if not name:
         raise ValueError("A new relation needs a name.")
-    if name.lower() in {label.lower() for label in NONE_LABELS}:
-        # accepted before, it then broke every later Extract ("names 'no relation'")
-        raise ValueError(f"{name!r} is the model's 'no relation', always scored; give the new relation another name.")
     if not description:
         raise ValueError(f"Relation {name!r} needs a description: ROC scores a relation by its description.")
     if threshold in (None, ""):
@@ -399,9 +401,11 @@ def build_demo(backend: DemoBackend, examples: list[str]):
         def add_relation(added, relation_name, relation_description, relation_threshold, text, picture, replace):
             try:
                 relation = parse_relation(relation_name, relation_description, relation_threshold)
+                candidate = [r for r in added if r.name != relation.name] + [relation]
+                backend.check_relations(candidate)
             except ValueError as err:
                 return (added, relations_table(added), *([gr.update()] * 6), f"**Error:** {err}", gr.update())
-            added = [r for r in added if r.name != relation.name] + [relation]
+            added = candidate
             refreshed = run(text, picture, added, replace) if (text or "").strip() else [gr.update()] * 7
             state, ents, table, drawing, note, choices, bars = refreshed
             return added, relations_table(added), state, ents, table, drawing, choices, bars, note, ""

@@ -81,8 +81,6 @@ def test_a_relation_added_with_a_threshold_is_scored_and_decides(backend):
         (("r", "d", "high"), "must be a number"),
         (("r", "d", "2"), r"in \[-1, 1\]"),
         (("r", "d", "nan"), r"in \[-1, 1\]"),
-        (("None", "d", None), "is the model's 'no relation'"),
-        ((" no_relation ", "d", None), "is the model's 'no relation'"),
     ],
 )
 def test_a_bad_relation_is_refused_with_the_reason(fields, message):
@@ -90,6 +88,15 @@ def test_a_bad_relation_is_refused_with_the_reason(fields, message):
 
     with pytest.raises(ValueError, match=message):
         parse_relation(*fields)
+
+
+@pytest.mark.parametrize("name", ["None", " no_relation ", "NA"])
+def test_a_relation_named_like_no_relation_is_refused_when_added(backend, name):
+    from roc_mre.demo import parse_relation
+
+    with pytest.raises(ValueError, match="names 'no relation'"):  # the model's own check, before any Extract
+        backend.check_relations([parse_relation(name, "d", None)])
+    backend.check_relations([parse_relation("works_for", "the subject works for the object", None)])
 
 
 def test_scoring_against_no_relation_at_all_is_refused(backend):
